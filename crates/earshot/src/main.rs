@@ -1,0 +1,5 @@
+//! The `earshot` command line: `serve`, `worker`, `transcribe`, `model`.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
