@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod event;
+pub mod format;
 pub mod ids;
 pub mod keys;
 pub mod session;
