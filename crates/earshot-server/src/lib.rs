@@ -1,1 +1,112 @@
-//! Placeholder: filled in by its own issue.
+//! earshot's HTTP, WebSocket and SSE API (api.md §3, §4, §7) on top of the `Store`.
+//!
+//! [`Server::start`] binds, spawns the background tasks (event fan-out, retention,
+//! store metrics) and serves until the shutdown token fires, then drains in-flight
+//! requests within the grace period and closes the store.
+
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod retention;
+pub mod routes;
+pub mod state;
+pub mod validate;
+pub mod ws_protocol;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use earshot_store::DynStore;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Tenants;
+pub use state::{AppState, ServerConfig};
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+    store: DynStore,
+    grace: std::time::Duration,
+}
+
+impl Server {
+    /// Binds `listener`, spawns the background tasks and serves. `extra_routes` are
+    /// merged into the router (the speech routes).
+    pub async fn start(
+        listener: TcpListener,
+        store: DynStore,
+        tenants: Tenants,
+        config: ServerConfig,
+        extra_routes: Option<Router<AppState>>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
+        crate::metrics::install();
+        let addr = listener.local_addr()?;
+        let hub = hub::EventHub::new();
+        let state = AppState {
+            store: store.clone(),
+            tenants: Arc::new(tenants),
+            hub: hub.clone(),
+            config: Arc::new(config.clone()),
+        };
+        tokio::spawn(hub.run(store.clone(), shutdown.child_token()));
+        tokio::spawn(retention::run(
+            store.clone(),
+            config.store.event_retention,
+            config.retention_interval,
+            shutdown.child_token(),
+        ));
+        tokio::spawn(crate::metrics::poll_store(
+            store.clone(),
+            config.stats_interval,
+            shutdown.child_token(),
+        ));
+        let app = app::router(state, extra_routes);
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+        });
+        Ok(Self {
+            addr,
+            shutdown,
+            task,
+            store,
+            grace: config.grace_period,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until shutdown is requested, then gives in-flight requests up to the grace
+    /// period to finish, and closes the store. Returns false if the grace period ran out.
+    pub async fn wait(self) -> bool {
+        self.shutdown.cancelled().await;
+        let finished = tokio::time::timeout(self.grace, self.task).await.is_ok();
+        if !finished {
+            tracing::warn!(grace = ?self.grace, "grace period over; dropping remaining connections");
+        }
+        self.store.close().await;
+        finished
+    }
+
+    /// Requests shutdown (what SIGTERM/SIGINT do in the binary).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}

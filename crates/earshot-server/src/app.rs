@@ -1,0 +1,64 @@
+//! The router: every route of api.md §3, the body limit, panic catching and metrics.
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::routes::{events, health, sessions};
+use crate::state::AppState;
+
+/// Builds the application. `extra` lets the speech routes (WebSocket stream, OpenAI
+/// upload) be merged in by the caller that owns the engine.
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
+    let max_body = state.config.max_json_body;
+    let v1 = Router::new()
+        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::get).delete(sessions::delete),
+        )
+        .route("/v1/sessions/{id}/segments", post(sessions::append_segment))
+        .route("/v1/sessions/{id}/complete", post(sessions::complete))
+        .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
+        .route("/v1/events", get(events::events))
+        .layer(DefaultBodyLimit::max(max_body));
+    let mut app = Router::new()
+        .merge(v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                tracing::error!("a request handler panicked");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+                .into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

@@ -1,0 +1,196 @@
+//! `/v1/sessions…`: create, read, list, append segments, complete, transcript, delete.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use earshot_core::format::{to_srt, to_vtt, TranscriptFormat};
+use earshot_core::{NewSession, Session};
+use earshot_store::{AppendOutcome, CompleteOutcome, CreateOutcome};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Tenant;
+use crate::body::{JsonBody, OptionalJson};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::validate::{path_session_id, CreateSessionBody, ListQuery, SegmentBody};
+
+/// `POST /v1/sessions` → 201 session, 409 if the id exists.
+pub async fn create(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    OptionalJson(body): OptionalJson<CreateSessionBody>,
+) -> ApiResult<Response> {
+    let req = body.unwrap_or_default().validate()?;
+    let id = req.session_id.clone();
+    let outcome = state
+        .store
+        .create_session(NewSession {
+            session_id: req.session_id,
+            tenant_id: tenant,
+            language: req.language,
+            metadata: req.metadata,
+        })
+        .await?;
+    match outcome {
+        CreateOutcome::Created(session) => Ok((StatusCode::CREATED, Json(session)).into_response()),
+        CreateOutcome::AlreadyExists => Err(ApiError::conflict(
+            "session_exists",
+            format!("session {:?} already exists", id.as_str()),
+        )),
+    }
+}
+
+/// `GET /v1/sessions/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(raw_id): Path<String>,
+) -> ApiResult<Json<Session>> {
+    let id = path_session_id(&raw_id)?;
+    state
+        .store
+        .get_session(tenant.as_str(), id.as_str())
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::session_not_found(id.as_str()))
+}
+
+/// `GET /v1/sessions?limit=&cursor=`: newest first, the caller's tenant only.
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = q.limit()?;
+    let page = state
+        .store
+        .list_sessions(tenant.as_str(), limit, q.cursor.as_deref())
+        .await?
+        .map_err(|_| {
+            ApiError::bad_request("invalid_cursor", "cursor is not one this server issued")
+        })?;
+    Ok(Json(
+        json!({"sessions": page.sessions, "next_cursor": page.next_cursor}),
+    ))
+}
+
+/// `POST /v1/sessions/{id}/segments` → 201 `{"seq": n}`.
+pub async fn append_segment(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(raw_id): Path<String>,
+    JsonBody(body): JsonBody<SegmentBody>,
+) -> ApiResult<Response> {
+    let id = path_session_id(&raw_id)?;
+    let segment = body.validate()?;
+    match state
+        .store
+        .append_segment(tenant.as_str(), id.as_str(), &segment)
+        .await?
+    {
+        AppendOutcome::Appended { seq, .. } => {
+            Ok((StatusCode::CREATED, Json(json!({"seq": seq}))).into_response())
+        }
+        AppendOutcome::NotFound => Err(ApiError::session_not_found(id.as_str())),
+        AppendOutcome::Completed => Err(completed_conflict()),
+    }
+}
+
+/// The 409 for writes to a completed session.
+pub fn completed_conflict() -> ApiError {
+    ApiError::conflict(
+        "session_completed",
+        "the session is completed and accepts no more segments",
+    )
+}
+
+/// `POST /v1/sessions/{id}/complete` → 200 session with `transcript`; idempotent.
+pub async fn complete(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(raw_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = path_session_id(&raw_id)?;
+    match state
+        .store
+        .complete_session(tenant.as_str(), id.as_str())
+        .await?
+    {
+        CompleteOutcome::Completed {
+            session,
+            transcript,
+            ..
+        } => Ok(Json(session_with_transcript(&session, transcript))),
+        CompleteOutcome::NotFound => Err(ApiError::session_not_found(id.as_str())),
+    }
+}
+
+/// The session object with a `transcript` field, as `complete` and WebSocket
+/// `completed` frames return it.
+pub fn session_with_transcript(session: &Session, transcript: String) -> Value {
+    let mut v = serde_json::to_value(session).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut v {
+        m.insert("transcript".into(), Value::String(transcript));
+    }
+    v
+}
+
+/// `?format=` of the transcript route.
+#[derive(Debug, Deserialize)]
+pub struct TranscriptQuery {
+    pub format: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/transcript?format=json|txt|srt|vtt`.
+pub async fn transcript(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(raw_id): Path<String>,
+    query: Result<Query<TranscriptQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let id = path_session_id(&raw_id)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let format: TranscriptFormat = q
+        .format
+        .as_deref()
+        .unwrap_or("json")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_format", e))?;
+    let t = state
+        .store
+        .transcript(tenant.as_str(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::session_not_found(id.as_str()))?;
+    let text_response = |content_type: &'static str, body: String| {
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    };
+    Ok(match format {
+        TranscriptFormat::Json => Json(t).into_response(),
+        TranscriptFormat::Txt => text_response("text/plain; charset=utf-8", t.text),
+        TranscriptFormat::Srt => {
+            text_response("application/x-subrip; charset=utf-8", to_srt(&t.segments))
+        }
+        TranscriptFormat::Vtt => text_response("text/vtt; charset=utf-8", to_vtt(&t.segments)),
+    })
+}
+
+/// `DELETE /v1/sessions/{id}` → 204.
+pub async fn delete(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(raw_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = path_session_id(&raw_id)?;
+    if state
+        .store
+        .delete_session(tenant.as_str(), id.as_str())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::session_not_found(id.as_str()))
+    }
+}

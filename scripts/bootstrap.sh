@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# bootstrap.sh [run|test]: installs the Debian/Ubuntu packages earshot needs, only
+# those missing. `run` needs the whisper.cpp build tools (cmake, clang/libclang for
+# bindgen); `test` also needs redis-server, which the tests start themselves on free
+# ports (they never use a Redis someone else started).
+set -euo pipefail
+mode=${1:-run}
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v clang >/dev/null 2>&1 || need+=(clang)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+if [ "$mode" = test ]; then
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "bootstrap: installing ${need[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "bootstrap: need root (or sudo) to apt-get install ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The packaged redis-server may start a system instance; the tests do not use it.
