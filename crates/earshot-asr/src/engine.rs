@@ -1,0 +1,593 @@
+//! The whisper.cpp engine (through `whisper-rs`): one model loaded once and shared, a pool of
+//! decoding states, and the hallucination guards.
+//!
+//! # Speed: `audio_ctx` sized to the audio
+//!
+//! whisper.cpp always runs its encoder over a full 30 s window (1500 encoder frames of 20 ms),
+//! so a 2 s clip costs as much as a 30 s one. Streaming decodes are short (a window of a few
+//! seconds, re-decoded every ~second), so we set `audio_ctx` to the audio length plus a
+//! margin, with a floor ([`AudioCtx::Adaptive`]). Whisper was trained on 30 s windows and
+//! degrades (drops the last words, or stops early) when the context is cut too tightly, which
+//! is why there is a margin and a floor; the defaults were chosen by measuring WER and RTF on
+//! `shared/audio` (see the crate's `asr_bench` example and the report in the issue).
+//!
+//! # Hallucination guards
+//!
+//! * VAD gating: audio with less than [`EngineConfig::min_voiced_ms`] of voiced frames is
+//!   never decoded (whisper invents text on silence);
+//! * no-speech / avg-logprob thresholds: a segment whose no-speech probability is above
+//!   [`EngineConfig::no_speech_thold`] *and* whose mean token log-probability is below
+//!   [`EngineConfig::logprob_thold`] is dropped (the faster-whisper rule), as is any segment
+//!   whose mean log-probability is below [`EngineConfig::hard_logprob_floor`];
+//! * a capped initial prompt ([`EngineConfig::max_prompt_chars`]) of committed text, so the
+//!   decoder keeps context without being led into loops by a long prompt;
+//! * a repetition check ([`is_repetitive`]): a segment that repeats an n-gram (n ≤ 4) more
+//!   than [`EngineConfig::max_ngram_repeats`] times in a row is dropped;
+//! * non-speech tokens (`[Music]`, `(laughs)`) are suppressed and blank starts are suppressed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use crate::audio::TARGET_RATE;
+use crate::vad::{self, Aggressiveness};
+use crate::{Segment, Word};
+
+/// Samples per encoder frame (20 ms at 16 kHz).
+const SAMPLES_PER_CTX: usize = 320;
+/// whisper's full context (30 s).
+pub const FULL_AUDIO_CTX: usize = 1500;
+
+/// How the encoder context is sized per decode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AudioCtx {
+    /// Always the full 30 s (whisper.cpp's default; slowest, the reference for accuracy).
+    Full,
+    /// `audio length + margin_ms`, at least `floor_ms`, rounded up to a multiple of 64
+    /// frames, at most 30 s.
+    Adaptive {
+        /// Extra context after the audio.
+        margin_ms: u32,
+        /// Minimum context.
+        floor_ms: u32,
+    },
+}
+
+impl AudioCtx {
+    /// The `audio_ctx` value (encoder frames) for `n_samples` of 16 kHz audio; 0 = full.
+    pub fn frames_for(&self, n_samples: usize) -> usize {
+        match *self {
+            AudioCtx::Full => FULL_AUDIO_CTX,
+            AudioCtx::Adaptive {
+                margin_ms,
+                floor_ms,
+            } => {
+                let audio = n_samples.div_ceil(SAMPLES_PER_CTX);
+                let want = (audio + margin_ms as usize / 20).max(floor_ms as usize / 20);
+                let rounded = want.div_ceil(64) * 64;
+                rounded.min(FULL_AUDIO_CTX)
+            }
+        }
+    }
+}
+
+impl Default for AudioCtx {
+    fn default() -> Self {
+        AudioCtx::Adaptive {
+            margin_ms: 2000,
+            floor_ms: 5000,
+        }
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The ggml model file.
+    pub model_path: PathBuf,
+    /// CPU threads per decode (ggml threads meet at a barrier after every graph node, so more
+    /// concurrent decodes than `cores / threads` only slow each other down).
+    pub threads: usize,
+    /// Spoken language (`"en"`); ignored by English-only models.
+    pub language: String,
+    /// Flash attention in whisper.cpp (faster on CPU, same output).
+    pub flash_attn: bool,
+    /// Encoder context sizing.
+    pub audio_ctx: AudioCtx,
+    /// Beam size; 1 = greedy (fastest; same WER as beam 5 on tiny.en in our measurements).
+    pub beam_size: usize,
+    /// Drop segments with no-speech probability above this...
+    pub no_speech_thold: f32,
+    /// ...and mean token log-probability below this.
+    pub logprob_thold: f32,
+    /// Drop segments whose mean token log-probability is below this, whatever no-speech says.
+    pub hard_logprob_floor: f32,
+    /// Maximum characters of the initial prompt (the most recent committed text is kept).
+    pub max_prompt_chars: usize,
+    /// A segment that repeats an n-gram more often than this in a row is dropped.
+    pub max_ngram_repeats: usize,
+    /// Do not decode audio with less voiced audio than this (ms); 0 disables VAD gating.
+    pub min_voiced_ms: u64,
+    /// Decoding states kept in the pool for reuse.
+    pub max_pooled_states: usize,
+}
+
+impl EngineConfig {
+    /// Defaults for `model_path`.
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            model_path: model_path.into(),
+            threads: 2,
+            language: "en".into(),
+            flash_attn: true,
+            audio_ctx: AudioCtx::default(),
+            beam_size: 1,
+            no_speech_thold: 0.6,
+            logprob_thold: -1.0,
+            hard_logprob_floor: -2.0,
+            max_prompt_chars: 200,
+            max_ngram_repeats: 3,
+            min_voiced_ms: 90,
+            max_pooled_states: 4,
+        }
+    }
+}
+
+/// Engine failures.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model file is missing or not a whisper ggml model.
+    #[error("cannot load whisper model {path}: {reason}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// whisper.cpp failed while decoding.
+    #[error("whisper decode failed: {0}")]
+    Decode(String),
+    /// The decode task died (panic in a blocking thread, runtime shutting down).
+    #[error("decode task failed: {0}")]
+    Task(String),
+}
+
+/// Per-call options.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeOptions {
+    /// Context text (committed text before this audio); capped by the engine.
+    pub prompt: Option<String>,
+    /// Added to every timestamp (ms): where this audio starts on the caller's clock.
+    pub offset_ms: i64,
+    /// Temperature fallback on low-confidence output (better accuracy on hard audio, but up
+    /// to 6x the cost; streaming turns it off since it re-decodes anyway).
+    pub temperature_fallback: bool,
+    /// Skip the VAD gate (the caller already knows there is speech).
+    pub skip_vad_gate: bool,
+}
+
+/// The result of one decode.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    /// Kept segments.
+    pub segments: Vec<Segment>,
+    /// Audio duration decoded (ms).
+    pub audio_ms: u64,
+    /// Wall time spent in whisper.
+    pub elapsed: Duration,
+    /// True if the VAD gate skipped the decode.
+    pub skipped_silence: bool,
+    /// Segments removed by the hallucination guards.
+    pub dropped_segments: usize,
+    /// The `audio_ctx` used.
+    pub audio_ctx: usize,
+}
+
+impl Transcript {
+    /// All kept text, space-joined.
+    pub fn text(&self) -> String {
+        join_segments(&self.segments)
+    }
+}
+
+/// Join segment texts with single spaces.
+pub fn join_segments(segs: &[Segment]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        let t = seg.text.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(t);
+    }
+    s
+}
+
+/// A loaded model plus a pool of decoding states. Share it as `Arc<Engine>`; `decode` is
+/// blocking (run it on a blocking thread, see [`crate::Scheduler`]).
+pub struct Engine {
+    ctx: WhisperContext,
+    cfg: EngineConfig,
+    pool: Mutex<Vec<WhisperState>>,
+    token_eot: i32,
+    english_only: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("cfg", &self.cfg).finish()
+    }
+}
+
+static LOG_HOOK: std::sync::Once = std::sync::Once::new();
+
+impl Engine {
+    /// Load the model (once per process; share the `Arc`).
+    pub fn load(cfg: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        LOG_HOOK.call_once(whisper_rs::install_logging_hooks);
+        let path = cfg.model_path.clone();
+        let load_err = |reason: String| EngineError::Load {
+            path: path.clone(),
+            reason,
+        };
+        let meta = std::fs::metadata(&path).map_err(|e| load_err(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(load_err("not a file".into()));
+        }
+        // whisper.cpp's loader trusts the header; reject obvious non-models before it.
+        let mut magic = [0u8; 4];
+        {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&path).map_err(|e| load_err(e.to_string()))?;
+            f.read_exact(&mut magic)
+                .map_err(|_| load_err("file too short to be a ggml model".into()))?;
+        }
+        if u32::from_le_bytes(magic) != 0x6767_6d6c {
+            return Err(load_err(
+                "not a whisper.cpp ggml model (bad magic); get one with `earshot model fetch tiny.en`".into(),
+            ));
+        }
+        let mut params = WhisperContextParameters::default();
+        params.use_gpu(false);
+        params.flash_attn(cfg.flash_attn);
+        let path_str = path
+            .to_str()
+            .ok_or_else(|| load_err("path is not UTF-8".into()))?;
+        let ctx = WhisperContext::new_with_params(path_str, params)
+            .map_err(|e| load_err(e.to_string()))?;
+        let token_eot = ctx.token_eot();
+        let english_only = !ctx.is_multilingual();
+        let engine = Engine {
+            ctx,
+            cfg,
+            pool: Mutex::new(Vec::new()),
+            token_eot,
+            english_only,
+        };
+        // One state up front: the first decode should not pay for it.
+        let st = engine.new_state()?;
+        engine.pool.lock().push(st);
+        Ok(Arc::new(engine))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// True for `.en` models.
+    pub fn is_english_only(&self) -> bool {
+        self.english_only
+    }
+
+    fn new_state(&self) -> Result<WhisperState, EngineError> {
+        self.ctx
+            .create_state()
+            .map_err(|e| EngineError::Decode(format!("create state: {e}")))
+    }
+
+    fn take_state(&self) -> Result<WhisperState, EngineError> {
+        if let Some(s) = self.pool.lock().pop() {
+            return Ok(s);
+        }
+        self.new_state()
+    }
+
+    fn give_back(&self, st: WhisperState) {
+        let mut p = self.pool.lock();
+        if p.len() < self.cfg.max_pooled_states {
+            p.push(st);
+        }
+    }
+
+    /// Decode one window of 16 kHz mono audio (≤ 30 s for a single encoder pass; longer audio
+    /// is handled by whisper's own seeking, but [`crate::batch`] windows it better). Blocking.
+    pub fn decode(&self, samples: &[f32], opts: &DecodeOptions) -> Result<Transcript, EngineError> {
+        let audio_ms = (samples.len() as u64 * 1000) / TARGET_RATE as u64;
+        let mut out = Transcript {
+            audio_ms,
+            ..Default::default()
+        };
+        if samples.is_empty() {
+            out.skipped_silence = true;
+            return Ok(out);
+        }
+        if !opts.skip_vad_gate
+            && self.cfg.min_voiced_ms > 0
+            && vad::voiced_ms(samples, Aggressiveness::Aggressive) < self.cfg.min_voiced_ms
+        {
+            out.skipped_silence = true;
+            return Ok(out);
+        }
+        // whisper.cpp warns below 1 s and is unreliable on very short input: pad with silence.
+        let min_len = TARGET_RATE as usize * 1200 / 1000;
+        let padded: std::borrow::Cow<'_, [f32]> = if samples.len() < min_len {
+            let mut v = samples.to_vec();
+            v.resize(min_len, 0.0);
+            v.into()
+        } else {
+            samples.into()
+        };
+        let audio_ctx = if padded.len() > (FULL_AUDIO_CTX - 50) * SAMPLES_PER_CTX {
+            FULL_AUDIO_CTX
+        } else {
+            self.cfg.audio_ctx.frames_for(padded.len())
+        };
+        out.audio_ctx = audio_ctx;
+
+        let strategy = if self.cfg.beam_size > 1 {
+            SamplingStrategy::BeamSearch {
+                beam_size: self.cfg.beam_size as i32,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy { best_of: 1 }
+        };
+        let mut params = FullParams::new(strategy);
+        params.set_n_threads(self.cfg.threads.max(1) as i32);
+        if !self.english_only {
+            params.set_language(Some(self.cfg.language.as_str()));
+        }
+        params.set_translate(false);
+        params.set_no_context(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_token_timestamps(true);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        params.set_no_speech_thold(self.cfg.no_speech_thold);
+        params.set_logprob_thold(self.cfg.logprob_thold);
+        if !opts.temperature_fallback {
+            params.set_temperature_inc(0.0);
+        }
+        params.set_audio_ctx(if audio_ctx >= FULL_AUDIO_CTX {
+            0
+        } else {
+            audio_ctx as i32
+        });
+        let prompt = opts
+            .prompt
+            .as_deref()
+            .map(|p| cap_prompt(p, self.cfg.max_prompt_chars))
+            .filter(|p| !p.is_empty());
+        if let Some(p) = &prompt {
+            params.set_initial_prompt(p);
+        }
+
+        let mut state = self.take_state()?;
+        let t0 = Instant::now();
+        let res = state.full(params, &padded);
+        out.elapsed = t0.elapsed();
+        if let Err(e) = res {
+            // A failed state may hold garbage: do not return it to the pool.
+            return Err(EngineError::Decode(e.to_string()));
+        }
+        let (segments, dropped) = self.collect(&state, opts.offset_ms, audio_ms as i64);
+        self.give_back(state);
+        out.segments = segments;
+        out.dropped_segments = dropped;
+        if audio_ms > 0 {
+            metrics::histogram!("earshot_asr_realtime_factor")
+                .record(out.elapsed.as_secs_f64() / (audio_ms as f64 / 1000.0));
+        }
+        Ok(out)
+    }
+
+    fn collect(
+        &self,
+        state: &WhisperState,
+        offset_ms: i64,
+        audio_ms: i64,
+    ) -> (Vec<Segment>, usize) {
+        let mut kept = Vec::new();
+        let mut dropped = 0;
+        for seg in state.as_iter() {
+            let no_speech = seg.no_speech_probability();
+            let mut words: Vec<Word> = Vec::new();
+            let mut cur: Option<(Vec<u8>, i64, i64, f32, usize)> = None;
+            let mut logp_sum = 0.0f32;
+            let mut n_text = 0usize;
+            for i in 0..seg.n_tokens() {
+                let Some(tok) = seg.get_token(i) else {
+                    continue;
+                };
+                let data = tok.token_data();
+                if data.id >= self.token_eot {
+                    continue; // special and timestamp tokens
+                }
+                let Ok(bytes) = tok.to_bytes() else { continue };
+                logp_sum += data.plog;
+                n_text += 1;
+                let t0 = data.t0 * 10;
+                let t1 = data.t1 * 10;
+                let starts_word = bytes.first().is_some_and(|b| *b == b' ');
+                match &mut cur {
+                    Some((b, _s, e, p, n)) if !starts_word => {
+                        b.extend_from_slice(bytes);
+                        *e = (*e).max(t1);
+                        *p += data.p;
+                        *n += 1;
+                    }
+                    _ => {
+                        if let Some(w) = cur.take() {
+                            push_word(&mut words, w, offset_ms, audio_ms);
+                        }
+                        cur = Some((bytes.to_vec(), t0, t1, data.p, 1));
+                    }
+                }
+            }
+            if let Some(w) = cur.take() {
+                push_word(&mut words, w, offset_ms, audio_ms);
+            }
+            let text = seg
+                .to_bytes()
+                .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                .unwrap_or_default();
+            let avg_logprob = if n_text > 0 {
+                logp_sum / n_text as f32
+            } else {
+                f32::NEG_INFINITY
+            };
+            let no_content = !text.chars().any(|c| c.is_alphanumeric());
+            let unlikely = (no_speech > self.cfg.no_speech_thold
+                && avg_logprob < self.cfg.logprob_thold)
+                || avg_logprob < self.cfg.hard_logprob_floor;
+            if no_content || unlikely || is_repetitive(&text, self.cfg.max_ngram_repeats) {
+                if !no_content {
+                    tracing::debug!(%text, no_speech, avg_logprob, "dropping segment (hallucination guard)");
+                }
+                dropped += 1;
+                continue;
+            }
+            let start_ms = offset_ms + seg.start_timestamp() * 10;
+            let end_ms = (offset_ms + seg.end_timestamp() * 10).min(offset_ms + audio_ms.max(0));
+            kept.push(Segment {
+                text,
+                start_ms,
+                end_ms: end_ms.max(start_ms),
+                words,
+                no_speech_prob: no_speech,
+                avg_logprob,
+            });
+        }
+        (kept, dropped)
+    }
+}
+
+fn push_word(
+    words: &mut Vec<Word>,
+    (bytes, t0, t1, psum, n): (Vec<u8>, i64, i64, f32, usize),
+    offset_ms: i64,
+    audio_ms: i64,
+) {
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    if text.is_empty() {
+        return;
+    }
+    let end_cap = offset_ms + audio_ms.max(0);
+    let start = (offset_ms + t0).min(end_cap);
+    let end = (offset_ms + t1).min(end_cap).max(start);
+    words.push(Word {
+        text,
+        start_ms: start,
+        end_ms: end,
+        prob: psum / n.max(1) as f32,
+    });
+}
+
+/// Keep at most `max_chars` of the end of `prompt`, starting at a word boundary.
+pub fn cap_prompt(prompt: &str, max_chars: usize) -> String {
+    let p = prompt.trim();
+    let n = p.chars().count();
+    if n <= max_chars {
+        return p.to_string();
+    }
+    let tail: String = p.chars().skip(n - max_chars).collect();
+    match tail.find(' ') {
+        Some(i) if i + 1 < tail.len() => tail[i + 1..].to_string(),
+        _ => tail,
+    }
+}
+
+/// Normalise a word for comparisons: lower case, letters/digits/apostrophes only.
+pub fn norm_word(w: &str) -> String {
+    w.chars()
+        .filter(|c| c.is_alphanumeric() || *c == '\'')
+        .flat_map(|c| c.to_lowercase())
+        .collect()
+}
+
+/// True when some n-gram (n = 1..=4) occurs more than `max_repeats` times in a row, the
+/// classic whisper loop ("thank you thank you thank you ...").
+pub fn is_repetitive(text: &str, max_repeats: usize) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(norm_word)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let max_repeats = max_repeats.max(1);
+    for n in 1..=4usize {
+        if words.len() < n * (max_repeats + 1) {
+            continue;
+        }
+        for start in 0..words.len().saturating_sub(n * (max_repeats + 1)) + 1 {
+            let gram = &words[start..start + n];
+            let mut reps = 1;
+            let mut pos = start + n;
+            while pos + n <= words.len() && &words[pos..pos + n] == gram {
+                reps += 1;
+                pos += n;
+            }
+            if reps > max_repeats {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetition() {
+        assert!(!is_repetitive("five five", 3));
+        assert!(!is_repetitive("go forward ten meters", 3));
+        assert!(is_repetitive(
+            "thank you. thank you. thank you. thank you.",
+            3
+        ));
+        assert!(is_repetitive("a a a a a", 3));
+        assert!(!is_repetitive("no no no", 3));
+    }
+
+    #[test]
+    fn prompt_cap() {
+        assert_eq!(cap_prompt("hello world", 100), "hello world");
+        let c = cap_prompt("alpha beta gamma delta", 12);
+        assert_eq!(c, "gamma delta");
+    }
+
+    #[test]
+    fn audio_ctx_sizes() {
+        let a = AudioCtx::Adaptive {
+            margin_ms: 2000,
+            floor_ms: 5000,
+        };
+        assert_eq!(a.frames_for(16000), 256); // 1 s -> floor 250 -> 256
+        assert_eq!(a.frames_for(16000 * 10), 640); // 10 s + 2 s = 600 -> 640
+        assert_eq!(a.frames_for(16000 * 40), 1500);
+        assert_eq!(AudioCtx::Full.frames_for(1), 1500);
+    }
+}

@@ -1,0 +1,583 @@
+//! The per-connection streaming policy: VAD + LocalAgreement-2 over a sliding window, as in
+//! whisper_streaming (Macháček et al., 2023).
+//!
+//! Push 16 kHz samples in, get [`StreamEvent`]s out:
+//!
+//! * the VAD gives `SpeechStarted` / `UtteranceEnd` and gates decoding (silence is never
+//!   decoded: while nobody speaks only a short pre-roll is kept);
+//! * while speech is active, the window (audio since the utterance start, or since the last
+//!   trim) is re-decoded every [`StreamConfig::decode_interval_ms`] of new audio. Words that two
+//!   consecutive decodes agree on (the longest common prefix of their uncommitted parts)
+//!   become a `Final`; the rest is the `Partial` hypothesis, with an increasing `rev`;
+//! * at the utterance end (VAD silence of [`crate::vad::VadConfig::endpoint_silence_ms`]) the
+//!   window is decoded one last time and everything is committed, then the window restarts;
+//! * a window that grows beyond [`StreamConfig::max_window_ms`] (long speech without a pause)
+//!   is trimmed at the end of its last committed word;
+//! * the committed text before the window is the decoder prompt (capped by the engine);
+//! * `flush()` finalizes everything heard so far; `finish()` (stream close) always delivers
+//!   the last words.
+//!
+//! Latencies are measured against the wall-clock arrival of the audio (the stream is assumed
+//! to arrive in real time) and recorded as `earshot_asr_final_latency_seconds` and
+//! `earshot_asr_first_partial_latency_seconds`; [`StreamingTranscriber::stats`] exposes them.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::audio::TARGET_RATE;
+use crate::engine::{norm_word, DecodeOptions, EngineError};
+use crate::scheduler::Scheduler;
+use crate::vad::{Vad, VadConfig, VadEvent, FRAME_SAMPLES};
+use crate::Word;
+
+const SPM: u64 = TARGET_RATE as u64 / 1000; // samples per ms
+
+/// Streaming settings.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// VAD settings, including the endpointing silence.
+    pub vad: VadConfig,
+    /// New audio (ms) between two decodes while speech is active.
+    pub decode_interval_ms: u64,
+    /// Hard cap of the decoded window (ms).
+    pub max_window_ms: u64,
+    /// Audio kept before the detected speech start (ms).
+    pub preroll_ms: u64,
+    /// Emit partials.
+    pub partials: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            vad: VadConfig::default(),
+            decode_interval_ms: 800,
+            max_window_ms: 15_000,
+            preroll_ms: 300,
+            partials: true,
+        }
+    }
+}
+
+/// What a stream reports. Times are ms on the stream's audio clock (0 = first sample).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The VAD heard speech begin.
+    SpeechStarted {
+        /// Start of speech.
+        at_ms: u64,
+    },
+    /// The VAD heard the utterance end (sent after its finals).
+    UtteranceEnd {
+        /// End of the last voiced audio.
+        at_ms: u64,
+    },
+    /// The unstable hypothesis of the not-yet-final tail; a higher `rev` replaces a lower one.
+    /// An empty `text` clears the previous partial.
+    Partial {
+        /// Revision, increasing over the whole stream.
+        rev: u64,
+        /// Hypothesis text.
+        text: String,
+        /// Start of its first word.
+        start_ms: u64,
+    },
+    /// Committed text (immutable). The server assigns `seq` and persists it.
+    Final {
+        /// Text.
+        text: String,
+        /// Start of its first word.
+        start_ms: u64,
+        /// End of its last word.
+        end_ms: u64,
+    },
+}
+
+/// Latency and work counters of one stream.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStats {
+    /// Per final: arrival of the end of its audio → final emitted.
+    pub final_latencies: Vec<Duration>,
+    /// Per utterance: arrival of its speech start → first partial (or final) emitted.
+    pub first_partial_latencies: Vec<Duration>,
+    /// Decodes run.
+    pub decodes: u64,
+    /// Wall time in decodes (incl. waiting for a slot).
+    pub decode_time: Duration,
+    /// Audio pushed (ms).
+    pub audio_ms: u64,
+}
+
+/// One live stream's transcription state. Push 16 kHz mono samples; decoding goes through the
+/// shared [`Scheduler`].
+pub struct StreamingTranscriber {
+    cfg: StreamConfig,
+    sched: Scheduler,
+    vad: Vad,
+    /// The window (audio not yet trimmed).
+    buf: Vec<f32>,
+    /// Stream sample index of `buf[0]`.
+    buf_start: u64,
+    /// Samples pushed so far.
+    total: u64,
+    in_utterance: bool,
+    /// `total` at the last decode.
+    last_decode_at: u64,
+    /// Committed words whose audio is still in the window.
+    committed_in_window: Vec<Word>,
+    /// End (ms) of the last committed word.
+    last_committed_end_ms: i64,
+    /// Uncommitted words of the previous decode.
+    hypothesis: Vec<Word>,
+    /// Committed text before the window (the prompt), tail only.
+    prompt_text: String,
+    rev: u64,
+    last_partial: String,
+    arrivals: VecDeque<(u64, Instant)>,
+    /// Speech start (sample) awaiting its first partial.
+    first_partial_pending: Option<u64>,
+    stats: StreamStats,
+}
+
+impl std::fmt::Debug for StreamingTranscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingTranscriber")
+            .field("total_ms", &(self.total / SPM))
+            .field("in_utterance", &self.in_utterance)
+            .finish()
+    }
+}
+
+impl StreamingTranscriber {
+    /// A new stream decoding through `sched`.
+    pub fn new(sched: Scheduler, cfg: StreamConfig) -> Self {
+        StreamingTranscriber {
+            vad: Vad::new(cfg.vad.clone()),
+            cfg,
+            sched,
+            buf: Vec::new(),
+            buf_start: 0,
+            total: 0,
+            in_utterance: false,
+            last_decode_at: 0,
+            committed_in_window: Vec::new(),
+            last_committed_end_ms: -1,
+            hypothesis: Vec::new(),
+            prompt_text: String::new(),
+            rev: 0,
+            last_partial: String::new(),
+            arrivals: VecDeque::new(),
+            first_partial_pending: None,
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// Change the endpointing silence (the `configure` message).
+    pub fn set_endpoint_silence_ms(&mut self, ms: u64) {
+        self.cfg.vad.endpoint_silence_ms = ms;
+        self.vad.set_endpoint_silence_ms(ms);
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &StreamConfig {
+        &self.cfg
+    }
+
+    /// Latency and work counters so far.
+    pub fn stats(&self) -> &StreamStats {
+        &self.stats
+    }
+
+    /// Audio pushed so far (ms).
+    pub fn position_ms(&self) -> u64 {
+        self.total / SPM
+    }
+
+    /// Push 16 kHz mono samples (any amount); returns the events they caused, in order.
+    pub async fn push(&mut self, samples: &[f32]) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = Vec::new();
+        if samples.is_empty() {
+            return Ok(events);
+        }
+        let now = Instant::now();
+        self.arrivals
+            .push_back((self.total + samples.len() as u64, now));
+        let mut rest = samples;
+        while !rest.is_empty() {
+            // Feed up to the next VAD frame boundary so events are handled in stream order.
+            let to_boundary = FRAME_SAMPLES - (self.total as usize % FRAME_SAMPLES);
+            let n = to_boundary.min(rest.len());
+            let (chunk, r) = rest.split_at(n);
+            rest = r;
+            self.buf.extend_from_slice(chunk);
+            self.total += n as u64;
+            let (_, vad_events) = self.vad.push(chunk);
+            for ev in vad_events {
+                match ev {
+                    VadEvent::SpeechStarted { at_ms } => self.on_speech_started(at_ms, &mut events),
+                    VadEvent::UtteranceEnd { at_ms } => {
+                        self.finalize_window(&mut events).await?;
+                        events.push(StreamEvent::UtteranceEnd { at_ms });
+                        self.in_utterance = false;
+                    }
+                }
+            }
+            if self.in_utterance
+                && self.total - self.last_decode_at >= self.cfg.decode_interval_ms * SPM
+            {
+                self.decode_and_agree(&mut events).await?;
+            }
+            if !self.in_utterance {
+                self.trim_idle();
+            }
+        }
+        self.stats.audio_ms = self.total / SPM;
+        self.prune_arrivals();
+        Ok(events)
+    }
+
+    /// Finalize everything heard so far (the `flush` message); the stream stays open.
+    pub async fn flush(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = Vec::new();
+        self.finalize_window(&mut events).await?;
+        Ok(events)
+    }
+
+    /// End of stream: finalize and deliver the last words (plus `UtteranceEnd` if speech was
+    /// still going on).
+    pub async fn finish(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = Vec::new();
+        let end = self.vad.finish();
+        self.finalize_window(&mut events).await?;
+        if let Some(VadEvent::UtteranceEnd { at_ms }) = end {
+            events.push(StreamEvent::UtteranceEnd { at_ms });
+        }
+        self.in_utterance = false;
+        Ok(events)
+    }
+
+    fn on_speech_started(&mut self, at_ms: u64, events: &mut Vec<StreamEvent>) {
+        self.in_utterance = true;
+        let start_sample = at_ms * SPM;
+        // Keep the pre-roll before the speech start, drop older audio.
+        let keep_from = start_sample.saturating_sub(self.cfg.preroll_ms * SPM);
+        if self.hypothesis.is_empty() && self.committed_in_window.is_empty() {
+            self.trim_to(keep_from);
+        }
+        self.last_decode_at = self.total;
+        self.first_partial_pending = Some(start_sample);
+        events.push(StreamEvent::SpeechStarted { at_ms });
+    }
+
+    fn trim_idle(&mut self) {
+        if !self.hypothesis.is_empty() || !self.committed_in_window.is_empty() {
+            return;
+        }
+        // Pre-roll plus the VAD's start window (the start is reported up to that far back).
+        let keep = (self.cfg.preroll_ms + 30 * self.cfg.vad.start_window_frames as u64 + 60) * SPM;
+        if self.total > self.buf_start + keep {
+            self.trim_to(self.total - keep);
+        }
+    }
+
+    /// Drop window audio before stream sample `s`.
+    fn trim_to(&mut self, s: u64) {
+        if s <= self.buf_start {
+            return;
+        }
+        let n = ((s - self.buf_start) as usize).min(self.buf.len());
+        self.buf.drain(..n);
+        self.buf_start += n as u64;
+    }
+
+    fn window_offset_ms(&self) -> i64 {
+        (self.buf_start / SPM) as i64
+    }
+
+    async fn run_decode(&mut self) -> Result<Vec<Word>, EngineError> {
+        let opts = DecodeOptions {
+            prompt: if self.prompt_text.is_empty() {
+                None
+            } else {
+                Some(self.prompt_text.clone())
+            },
+            offset_ms: self.window_offset_ms(),
+            temperature_fallback: false,
+            skip_vad_gate: false,
+        };
+        self.last_decode_at = self.total;
+        let t0 = Instant::now();
+        let t = self.sched.decode(self.buf.clone(), opts).await?;
+        self.stats.decodes += 1;
+        self.stats.decode_time += t0.elapsed();
+        Ok(t.segments.into_iter().flat_map(|s| s.words).collect())
+    }
+
+    /// Remove from `new` the words already committed (LocalAgreement's `insert`).
+    fn strip_committed(&self, mut new: Vec<Word>) -> Vec<Word> {
+        let c = &self.committed_in_window;
+        if c.is_empty() {
+            return new;
+        }
+        // Usual case: the decode starts with exactly the committed words.
+        if new.len() >= c.len()
+            && new
+                .iter()
+                .zip(c)
+                .all(|(a, b)| norm_word(&a.text) == norm_word(&b.text))
+        {
+            new.drain(..c.len());
+            return new;
+        }
+        // Otherwise by time, then by n-gram overlap with the committed tail (whisper_streaming).
+        new.retain(|w| w.start_ms > self.last_committed_end_ms - 100);
+        if let Some(first) = new.first() {
+            if (first.start_ms - self.last_committed_end_ms).abs() < 1000 {
+                let max_n = c.len().min(new.len()).min(5);
+                for i in (1..=max_n).rev() {
+                    let tail: Vec<String> = c[c.len() - i..]
+                        .iter()
+                        .map(|w| norm_word(&w.text))
+                        .collect();
+                    let head: Vec<String> = new[..i].iter().map(|w| norm_word(&w.text)).collect();
+                    if tail == head {
+                        new.drain(..i);
+                        break;
+                    }
+                }
+            }
+        }
+        new
+    }
+
+    async fn decode_and_agree(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
+        let words = self.run_decode().await?;
+        let new = self.strip_committed(words);
+        let agreed = self
+            .hypothesis
+            .iter()
+            .zip(&new)
+            .take_while(|(a, b)| norm_word(&a.text) == norm_word(&b.text))
+            .count();
+        let commit: Vec<Word> = new[..agreed].to_vec();
+        self.hypothesis = new[agreed..].to_vec();
+        self.commit(commit, events);
+        self.emit_partial(events);
+        self.enforce_window_cap(events);
+        Ok(())
+    }
+
+    /// Decode the window one last time and commit everything (utterance end, flush, finish).
+    async fn finalize_window(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
+        let has_something = self.in_utterance || !self.hypothesis.is_empty();
+        if has_something && !self.buf.is_empty() {
+            let commit = match self.run_decode().await {
+                Ok(words) => {
+                    let new = self.strip_committed(words);
+                    if new.is_empty() {
+                        // The last decode saw nothing new: keep what the previous one saw.
+                        std::mem::take(&mut self.hypothesis)
+                    } else {
+                        new
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "final decode failed; committing the last hypothesis");
+                    std::mem::take(&mut self.hypothesis)
+                }
+            };
+            self.hypothesis.clear();
+            self.commit(commit, events);
+        } else if !self.hypothesis.is_empty() {
+            let h = std::mem::take(&mut self.hypothesis);
+            self.commit(h, events);
+        }
+        self.emit_partial(events);
+        // The window restarts after this point.
+        self.move_window_past_committed(self.total);
+        Ok(())
+    }
+
+    /// Committed words leave the window: they become prompt context.
+    fn retire_committed(&mut self) {
+        if self.committed_in_window.is_empty() {
+            return;
+        }
+        let text = join_words(&self.committed_in_window);
+        self.committed_in_window.clear();
+        if !self.prompt_text.is_empty() {
+            self.prompt_text.push(' ');
+        }
+        self.prompt_text.push_str(&text);
+        if self.prompt_text.len() > 2000 {
+            let cut = self.prompt_text.len() - 1000;
+            let cut = (cut..self.prompt_text.len())
+                .find(|i| self.prompt_text.is_char_boundary(*i))
+                .unwrap_or(self.prompt_text.len());
+            self.prompt_text.drain(..cut);
+        }
+    }
+
+    fn move_window_past_committed(&mut self, to_sample: u64) {
+        self.retire_committed();
+        self.hypothesis.clear();
+        let keep = self.cfg.preroll_ms * SPM;
+        self.trim_to(to_sample.saturating_sub(keep).max(self.buf_start));
+        // Anything before the new window start is committed context for the prompt.
+        self.last_decode_at = self.total;
+    }
+
+    fn commit(&mut self, words: Vec<Word>, events: &mut Vec<StreamEvent>) {
+        let words: Vec<Word> = words
+            .into_iter()
+            .filter(|w| !norm_word(&w.text).is_empty() || !w.text.trim().is_empty())
+            .collect();
+        if words.is_empty() {
+            return;
+        }
+        let text = join_words(&words);
+        let start_ms = words.first().map(|w| w.start_ms).unwrap_or(0).max(0) as u64;
+        let end_ms = words
+            .last()
+            .map(|w| w.end_ms)
+            .unwrap_or(0)
+            .max(start_ms as i64) as u64;
+        self.last_committed_end_ms = words
+            .last()
+            .map(|w| w.end_ms)
+            .unwrap_or(self.last_committed_end_ms);
+        self.committed_in_window.extend(words);
+        let now = Instant::now();
+        if let Some(arr) = self.arrival_of(end_ms * SPM) {
+            let lat = now.saturating_duration_since(arr);
+            metrics::histogram!("earshot_asr_final_latency_seconds").record(lat.as_secs_f64());
+            self.stats.final_latencies.push(lat);
+        }
+        self.note_first_output(now);
+        events.push(StreamEvent::Final {
+            text,
+            start_ms,
+            end_ms,
+        });
+    }
+
+    fn note_first_output(&mut self, now: Instant) {
+        if let Some(start) = self.first_partial_pending.take() {
+            if let Some(arr) = self.arrival_of(start) {
+                let lat = now.saturating_duration_since(arr);
+                metrics::histogram!("earshot_asr_first_partial_latency_seconds")
+                    .record(lat.as_secs_f64());
+                self.stats.first_partial_latencies.push(lat);
+            }
+        }
+    }
+
+    fn emit_partial(&mut self, events: &mut Vec<StreamEvent>) {
+        if !self.cfg.partials {
+            return;
+        }
+        let text = join_words(&self.hypothesis);
+        if text == self.last_partial {
+            return;
+        }
+        self.rev += 1;
+        let start_ms = self
+            .hypothesis
+            .first()
+            .map(|w| w.start_ms.max(0) as u64)
+            .unwrap_or(self.total / SPM);
+        if !text.is_empty() {
+            self.note_first_output(Instant::now());
+        }
+        self.last_partial = text.clone();
+        events.push(StreamEvent::Partial {
+            rev: self.rev,
+            text,
+            start_ms,
+        });
+    }
+
+    /// Keep the window under `max_window_ms`: cut after the last committed word, or (if
+    /// nothing is committed) force-commit the hypothesis words that are old enough.
+    fn enforce_window_cap(&mut self, events: &mut Vec<StreamEvent>) {
+        let max = self.cfg.max_window_ms * SPM;
+        if (self.buf.len() as u64) <= max {
+            return;
+        }
+        let target = self.total.saturating_sub(max * 2 / 3);
+        // Force-commit hypothesis words that end before the target.
+        let n_old = self
+            .hypothesis
+            .iter()
+            .take_while(|w| (w.end_ms.max(0) as u64) * SPM <= target)
+            .count();
+        if n_old > 0
+            && self
+                .committed_in_window
+                .last()
+                .is_none_or(|w| (w.end_ms.max(0) as u64) * SPM < target)
+        {
+            let old: Vec<Word> = self.hypothesis.drain(..n_old).collect();
+            self.commit(old, events);
+        }
+        let cut = self
+            .committed_in_window
+            .last()
+            .map(|w| (w.end_ms.max(0) as u64) * SPM)
+            .unwrap_or(target)
+            .min(self.total);
+        let cut = if cut <= self.buf_start { target } else { cut };
+        self.retire_committed();
+        self.trim_to(cut);
+        // Words of the hypothesis that began before the cut are partly gone: drop them.
+        let cut_ms = (cut / SPM) as i64;
+        self.hypothesis.retain(|w| w.start_ms >= cut_ms);
+    }
+
+    fn arrival_of(&self, sample: u64) -> Option<Instant> {
+        self.arrivals
+            .iter()
+            .find(|(end, _)| *end >= sample)
+            .map(|(_, t)| *t)
+    }
+
+    fn prune_arrivals(&mut self) {
+        let oldest_needed = self
+            .first_partial_pending
+            .unwrap_or(u64::MAX)
+            .min(self.buf_start)
+            .min(
+                self.hypothesis
+                    .first()
+                    .map(|w| (w.start_ms.max(0) as u64) * SPM)
+                    .unwrap_or(u64::MAX),
+            );
+        while self.arrivals.len() > 1 {
+            match self.arrivals.get(1) {
+                Some((end, _)) if *end < oldest_needed => {
+                    self.arrivals.pop_front();
+                }
+                _ => break,
+            }
+        }
+        while self.arrivals.len() > 100_000 {
+            self.arrivals.pop_front();
+        }
+    }
+}
+
+/// Join words with single spaces.
+pub fn join_words(words: &[Word]) -> String {
+    let mut s = String::new();
+    for w in words {
+        let t = w.text.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(t);
+    }
+    s
+}
