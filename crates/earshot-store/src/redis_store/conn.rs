@@ -172,7 +172,7 @@ impl Connections {
         f: F,
     ) -> StoreResult<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut + Clone,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.check_open()?;
@@ -183,8 +183,15 @@ impl Connections {
                 .acquire()
                 .await
                 .map_err(|_| StoreError::Unavailable("store closed".into()))?;
-            let conn = self.dedicated().await?;
-            let result = f(conn.clone()).await;
+            let (conn, pooled) = self.dedicated().await?;
+            let mut result = f.clone()(conn.clone()).await;
+            let mut conn = conn;
+            if pooled && matches!(&result, Err(e) if e.is_io_error()) {
+                // An idle connection may have died with an earlier outage: one more try
+                // on a fresh one, so callers don't see an error from a stale socket.
+                conn = self.fresh().await?;
+                result = f(conn.clone()).await;
+            }
             match result {
                 Ok(v) => {
                     let mut idle = self.idle.lock();
@@ -202,10 +209,15 @@ impl Connections {
         }
     }
 
-    async fn dedicated(&self) -> StoreResult<MultiplexedConnection> {
+    /// An idle dedicated connection (`true`) or a new one (`false`).
+    async fn dedicated(&self) -> StoreResult<(MultiplexedConnection, bool)> {
         if let Some(c) = self.idle.lock().pop() {
-            return Ok(c);
+            return Ok((c, true));
         }
+        Ok((self.fresh().await?, false))
+    }
+
+    async fn fresh(&self) -> StoreResult<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(None);

@@ -11,7 +11,7 @@ use earshot_core::config::StoreConfig;
 use earshot_core::keys::EVENT_STREAM;
 use earshot_core::{Event, NewSegment, NewSession, Session, SessionId, StreamId, TenantId};
 use earshot_store::{CreateOutcome, DynStore, MemoryStore};
-use earshot_testsupport::RedisServer;
+pub use earshot_testsupport::RedisServer;
 
 /// Which backend a conformance test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
