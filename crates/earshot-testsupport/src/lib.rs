@@ -1,1 +1,10 @@
-//! Placeholder: filled in by its own issue.
+//! Test support shared by the crates' test suites.
+//!
+//! Tests that need Redis start their own `redis-server` with [`RedisServer::start`]: a
+//! free port, a fresh temporary directory, no persistence unless asked for. So a test
+//! never talks to a Redis somebody else started (nor the machine's one on 6379) and
+//! never sees another test's data. A server starts in a few tens of milliseconds.
+
+mod redis_server;
+
+pub use redis_server::{RedisServer, RedisServerBuilder};
