@@ -34,6 +34,9 @@ pub struct Worker {
     store_backoff: Backoff,
     sink_backoff: Backoff,
     claim_cursor: StreamId,
+    /// Cancelled `grace` after shutdown was requested: whatever is still running then is
+    /// abandoned (and stays pending).
+    hard_stop: CancellationToken,
 }
 
 impl Worker {
@@ -49,6 +52,7 @@ impl Worker {
             stats: StatsHandle::default(),
             last_errors: BTreeMap::new(),
             claim_cursor: StreamId::ZERO,
+            hard_stop: CancellationToken::new(),
         })
     }
 
@@ -77,6 +81,15 @@ impl Worker {
             stop_polling.clone(),
         ));
 
+        let hard_stop = self.hard_stop.clone();
+        let grace = self.cfg.grace;
+        let token = shutdown.clone();
+        let timer = tokio::spawn(async move {
+            token.cancelled().await;
+            tokio::time::sleep(grace).await;
+            hard_stop.cancel();
+        });
+
         if self.ensure_group(&shutdown).await {
             self.recover_own_pending(&shutdown).await;
             self.main_loop(&shutdown).await;
@@ -84,6 +97,7 @@ impl Worker {
 
         stop_polling.cancel();
         let _ = poller.await;
+        timer.abort();
         let stats = self.stats.snapshot();
         tracing::info!(?stats, group = %self.cfg.group, consumer = %self.cfg.consumer, "worker stopped");
         stats
@@ -122,7 +136,7 @@ impl Worker {
                     if !entries.is_empty() {
                         // First delivery of each (`>`): delivery count 1.
                         let batch = entries.into_iter().map(|e| (e, 1)).collect();
-                        self.process_guarded(batch, shutdown).await;
+                        self.process(batch, shutdown).await;
                     }
                 }
                 Err(StoreError::NoGroup(_)) => {
@@ -185,7 +199,7 @@ impl Worker {
                     tracing::info!(n = fresh.len(), "re-delivering own pending entries");
                     // The store does not report their delivery count here; 1 is a lower
                     // bound. Entries that keep failing are counted by the reclaim scan.
-                    self.process_guarded(fresh, shutdown).await;
+                    self.process(fresh, shutdown).await;
                 }
                 Err(StoreError::NoGroup(_)) => {
                     self.ensure_group(shutdown).await;
@@ -228,7 +242,7 @@ impl Worker {
                             .into_iter()
                             .map(|c| (c.entry, c.delivery_count))
                             .collect();
-                        self.process_guarded(batch, shutdown).await;
+                        self.process(batch, shutdown).await;
                     }
                     if self.claim_cursor == StreamId::ZERO || shutdown.is_cancelled() {
                         return;
@@ -242,30 +256,6 @@ impl Worker {
                     self.store_failed("autoclaim", &e, shutdown).await;
                     return;
                 }
-            }
-        }
-    }
-
-    /// `process`, cut short when the shutdown grace period runs out. Whatever was not
-    /// acknowledged by then stays pending.
-    async fn process_guarded(
-        &mut self,
-        batch: Vec<(StreamEntry, u64)>,
-        shutdown: &CancellationToken,
-    ) {
-        let grace = self.cfg.grace;
-        let token = shutdown.clone();
-        let expired = async move {
-            token.cancelled().await;
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            _ = self.process(batch, shutdown) => {}
-            _ = expired => {
-                tracing::warn!(
-                    group = %self.cfg.group,
-                    "shutdown grace period over: unfinished entries stay pending for a peer or a restart"
-                );
             }
         }
     }
@@ -309,7 +299,14 @@ impl Worker {
                 self.dead_letter(&entry, &reason, count).await;
                 continue;
             }
-            match self.sink.deliver(&entry).await {
+            let outcome = tokio::select! {
+                r = self.sink.deliver(&entry) => r,
+                _ = self.hard_stop.cancelled() => {
+                    tracing::warn!(id = %entry.id, "shutdown grace period over mid-delivery; the entry stays pending");
+                    break;
+                }
+            };
+            match outcome {
                 Ok(()) => {
                     self.sink_backoff.reset();
                     delivered.push(entry.id);
@@ -334,7 +331,13 @@ impl Worker {
             }
         }
         if !delivered.is_empty() {
-            match self.sink.flush().await {
+            let flushed = tokio::select! {
+                r = self.sink.flush() => r,
+                _ = self.hard_stop.cancelled() => {
+                    Err(SinkError::Retryable("shutdown grace period over mid-flush".to_owned()))
+                }
+            };
+            match flushed {
                 Ok(()) => {
                     let n = delivered.len() as u64;
                     self.stats.add(Stat::Delivered, n);
@@ -364,7 +367,7 @@ impl Worker {
     }
 
     /// `XACK`, retried through store outages (an unacknowledged delivered entry would be
-    /// delivered again). Cut short only by the shutdown grace period.
+    /// delivered again). Once the shutdown grace period is over, one last attempt.
     async fn ack(&mut self, ids: &[StreamId]) {
         loop {
             match self.store.ack(&self.cfg.stream, &self.cfg.group, ids).await {
@@ -380,7 +383,12 @@ impl Worker {
                     tracing::warn!(group = %g, "group vanished before XACK; nothing to acknowledge");
                     return;
                 }
-                Err(e) => self.store_failed_uninterruptible("ack", &e).await,
+                Err(e) => {
+                    if !self.store_failed_until_hard_stop("ack", &e).await {
+                        tracing::warn!(n = ids.len(), "giving up XACK at shutdown: these delivered entries will be delivered again");
+                        return;
+                    }
+                }
             }
         }
     }
@@ -406,7 +414,11 @@ impl Worker {
                     tracing::warn!(group = %g, "group vanished before dead-lettering");
                     return;
                 }
-                Err(e) => self.store_failed_uninterruptible("dead_letter", &e).await,
+                Err(e) => {
+                    if !self.store_failed_until_hard_stop("dead_letter", &e).await {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -433,10 +445,17 @@ impl Worker {
         }
     }
 
-    /// Logs, counts and backs off, even during shutdown (the grace period bounds it).
-    async fn store_failed_uninterruptible(&mut self, op: &'static str, e: &StoreError) {
+    /// Logs, counts and backs off, even during shutdown; false once the grace period
+    /// is over (give up, the entry stays pending).
+    async fn store_failed_until_hard_stop(&mut self, op: &'static str, e: &StoreError) -> bool {
         let pause = self.note_store_error(op, e);
-        tokio::time::sleep(pause).await;
+        if self.hard_stop.is_cancelled() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => true,
+            _ = self.hard_stop.cancelled() => false,
+        }
     }
 }
 
