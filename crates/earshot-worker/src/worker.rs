@@ -22,6 +22,8 @@ use crate::stats::{Stat, StatsHandle, WorkerStats};
 
 /// Last errors remembered for the dead-letter reason; older ones are forgotten first.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
+/// How long a flush may still take once the shutdown grace period is over.
+const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(1);
 
 /// One consumer of one group, delivering to one sink.
 pub struct Worker {
@@ -300,6 +302,7 @@ impl Worker {
                 continue;
             }
             let outcome = tokio::select! {
+                biased;
                 r = self.sink.deliver(&entry) => r,
                 _ = self.hard_stop.cancelled() => {
                     tracing::warn!(id = %entry.id, "shutdown grace period over mid-delivery; the entry stays pending");
@@ -331,9 +334,16 @@ impl Worker {
             }
         }
         if !delivered.is_empty() {
+            // Flushing is what makes the delivered entries acknowledgeable, so it gets a
+            // little time even past the grace period.
+            let hard_stop = self.hard_stop.clone();
             let flushed = tokio::select! {
+                biased;
                 r = self.sink.flush() => r,
-                _ = self.hard_stop.cancelled() => {
+                _ = async move {
+                    hard_stop.cancelled().await;
+                    tokio::time::sleep(FINAL_FLUSH_BUDGET).await;
+                } => {
                     Err(SinkError::Retryable("shutdown grace period over mid-flush".to_owned()))
                 }
             };
