@@ -15,6 +15,8 @@ mod common;
 mod cursor;
 pub mod memory;
 pub mod metrics;
+pub mod redis_store;
 
 pub use api::*;
 pub use memory::MemoryStore;
+pub use redis_store::{RedisLimits, RedisStore};

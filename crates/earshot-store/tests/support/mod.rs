@@ -10,7 +10,7 @@ use std::time::Duration;
 use earshot_core::config::StoreConfig;
 use earshot_core::keys::EVENT_STREAM;
 use earshot_core::{Event, NewSegment, NewSession, Session, SessionId, StreamId, TenantId};
-use earshot_store::{CreateOutcome, DynStore, MemoryStore, Store};
+use earshot_store::{CreateOutcome, DynStore, MemoryStore};
 pub use earshot_testsupport::RedisServer;
 
 /// Which backend a conformance test runs against.
@@ -39,7 +39,17 @@ impl Harness {
                 store: Arc::new(MemoryStore::new(config)),
                 server: None,
             },
-            Kind::Redis => unreachable!("redis backend not built yet"),
+            Kind::Redis => {
+                let server = RedisServer::start();
+                let store = earshot_store::RedisStore::connect(&server.url(), config)
+                    .await
+                    .expect("connect to the test's redis-server");
+                Self {
+                    kind,
+                    store: Arc::new(store),
+                    server: Some(server),
+                }
+            }
         }
     }
 }
@@ -124,6 +134,10 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn memory() {
                     super::$name($crate::support::Kind::Memory).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$name($crate::support::Kind::Redis).await
                 }
             }
         )*

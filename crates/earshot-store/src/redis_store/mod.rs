@@ -1,0 +1,390 @@
+//! `RedisStore`: the `Store` on standalone Redis (or TLS via `rediss://`), with exactly
+//! the key names and event fields of api.md §2 and §5.
+//!
+//! Every multi-part write is one atomic server-side script (`scripts`), every call is
+//! bounded in time and concurrency (`conn`), and every call is measured (`metrics`).
+//! `connect` does not need Redis to be up: calls fail with `Unavailable`/`Timeout`
+//! until it answers, and succeed again by themselves after an outage.
+
+mod conn;
+mod groups;
+mod reply;
+mod scripts;
+mod sessions;
+mod streams;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use earshot_core::config::StoreConfig;
+use earshot_core::keys::{Keys, EVENT_STREAM};
+use earshot_core::{NewSegment, NewSession, Session, StreamId, Transcript};
+use redis::Value;
+
+use crate::api::*;
+use crate::common::{new_lock_token, ttl_ms};
+use crate::metrics::timed;
+
+use conn::Connections;
+pub use conn::RedisLimits;
+
+/// The Redis-backed store. One per process, shared as `DynStore`.
+pub struct RedisStore {
+    conns: Arc<Connections>,
+    config: StoreConfig,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Sets up the client for `url` (`redis://` or `rediss://`) with default limits.
+    /// Succeeds while Redis is down (calls then fail until it answers); fails only on
+    /// a URL that cannot work.
+    pub async fn connect(url: &str, config: StoreConfig) -> StoreResult<Self> {
+        Self::connect_with_limits(url, config, RedisLimits::default()).await
+    }
+
+    /// `connect` with explicit concurrency limits.
+    pub async fn connect_with_limits(
+        url: &str,
+        config: StoreConfig,
+        limits: RedisLimits,
+    ) -> StoreResult<Self> {
+        if url.starts_with("redis+cluster://") {
+            return Err(StoreError::Unavailable(
+                "Redis Cluster URLs are not supported by RedisStore; use a standalone redis:// \
+                 or rediss:// URL"
+                    .into(),
+            ));
+        }
+        let conns = Connections::new(url, config.command_timeout, &limits)?;
+        let store = Self {
+            conns,
+            config,
+            keys: Keys::standalone(),
+        };
+        // Open the shared connection now rather than on the first request, and say so
+        // early if Redis is not there; the store works either way.
+        let conns = store.conns.clone();
+        tokio::spawn(async move {
+            let r = conns
+                .run(|mut c| async move { redis::cmd("PING").query_async::<Value>(&mut c).await })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "Redis is not answering yet; store calls fail until it does");
+            }
+        });
+        Ok(store)
+    }
+
+    fn maxlen(&self) -> u64 {
+        self.config.stream_maxlen.max(1)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        timed("ping", async {
+            let pong = self
+                .conns
+                .run(|mut c| async move { redis::cmd("PING").query_async::<Value>(&mut c).await })
+                .await?;
+            match reply::string(pong)?.as_str() {
+                "PONG" => Ok(()),
+                other => Err(StoreError::Protocol(format!("PING answered {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    async fn create_session(&self, new: NewSession) -> StoreResult<CreateOutcome> {
+        timed("create_session", self.create_session_impl(new)).await
+    }
+
+    async fn get_session(&self, tenant: &str, id: &str) -> StoreResult<Option<Session>> {
+        timed("get_session", self.get_session_impl(tenant, id)).await
+    }
+
+    async fn list_sessions(
+        &self,
+        tenant: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Result<SessionPage, BadCursor>> {
+        timed(
+            "list_sessions",
+            self.list_sessions_impl(tenant, limit, cursor),
+        )
+        .await
+    }
+
+    async fn append_segment(
+        &self,
+        tenant: &str,
+        id: &str,
+        segment: &NewSegment,
+    ) -> StoreResult<AppendOutcome> {
+        timed(
+            "append_segment",
+            self.append_segment_impl(tenant, id, segment),
+        )
+        .await
+    }
+
+    async fn complete_session(&self, tenant: &str, id: &str) -> StoreResult<CompleteOutcome> {
+        timed("complete_session", self.complete_session_impl(tenant, id)).await
+    }
+
+    async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>> {
+        timed("transcript", self.transcript_impl(tenant, id)).await
+    }
+
+    async fn delete_session(&self, tenant: &str, id: &str) -> StoreResult<bool> {
+        timed("delete_session", self.delete_session_impl(tenant, id)).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        after: StreamId,
+        count: usize,
+    ) -> StoreResult<Vec<StreamEntry>> {
+        timed("read_stream", self.read_stream_impl(stream, after, count)).await
+    }
+
+    async fn wait_stream(
+        &self,
+        stream: &str,
+        after: StreamId,
+        count: usize,
+        block: Duration,
+    ) -> StoreResult<Vec<StreamEntry>> {
+        timed(
+            "wait_stream",
+            self.wait_stream_impl(stream, after, count, block),
+        )
+        .await
+    }
+
+    async fn last_stream_id(&self, stream: &str) -> StoreResult<StreamId> {
+        timed("last_stream_id", self.last_stream_id_impl(stream)).await
+    }
+
+    async fn add_entry(&self, stream: &str, fields: &[(String, String)]) -> StoreResult<StreamId> {
+        timed("add_entry", self.add_entry_impl(stream, fields)).await
+    }
+
+    async fn trim_stream_before(&self, stream: &str, min_id: StreamId) -> StoreResult<u64> {
+        timed("trim_stream_before", self.trim_impl(stream, min_id)).await
+    }
+
+    async fn stream_len(&self, stream: &str) -> StoreResult<u64> {
+        timed("stream_len", self.stream_len_impl(stream)).await
+    }
+
+    async fn create_group(
+        &self,
+        stream: &str,
+        group: &str,
+        start: GroupStart,
+    ) -> StoreResult<bool> {
+        timed("create_group", self.create_group_impl(stream, group, start)).await
+    }
+
+    async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> StoreResult<Vec<StreamEntry>> {
+        timed(
+            "read_group",
+            self.read_group_impl(stream, group, consumer, count, block),
+        )
+        .await
+    }
+
+    async fn read_own_pending(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+    ) -> StoreResult<Vec<StreamEntry>> {
+        timed(
+            "read_own_pending",
+            self.read_own_pending_impl(stream, group, consumer, count),
+        )
+        .await
+    }
+
+    async fn ack(&self, stream: &str, group: &str, ids: &[StreamId]) -> StoreResult<u64> {
+        timed("ack", self.ack_impl(stream, group, ids)).await
+    }
+
+    async fn autoclaim(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        start: StreamId,
+        count: usize,
+    ) -> StoreResult<AutoClaim> {
+        timed(
+            "autoclaim",
+            self.autoclaim_impl(stream, group, consumer, min_idle, start, count),
+        )
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        stream: &str,
+        group: &str,
+        entry: &StreamEntry,
+        reason: &str,
+        delivery_count: u64,
+    ) -> StoreResult<StreamId> {
+        timed(
+            "dead_letter",
+            self.dead_letter_impl(stream, group, entry, reason, delivery_count),
+        )
+        .await
+    }
+
+    async fn groups(&self, stream: &str) -> StoreResult<Vec<GroupInfo>> {
+        timed("groups", self.groups_impl(stream)).await
+    }
+
+    async fn try_lock(
+        &self,
+        session_id: &str,
+        purpose: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<LockToken>> {
+        let key = self.keys.lock(session_id, purpose);
+        let token = new_lock_token();
+        let value = token.0.clone();
+        timed("try_lock", async {
+            let r = self
+                .conns
+                .run(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(value)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms(ttl))
+                        .query_async::<Value>(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(match r {
+                Value::Nil => None,
+                _ => Some(token),
+            })
+        })
+        .await
+    }
+
+    async fn extend_lock(
+        &self,
+        session_id: &str,
+        purpose: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        let key = self.keys.lock(session_id, purpose);
+        let token = token.0.clone();
+        timed("extend_lock", async {
+            let r = self
+                .conns
+                .run(|mut c| async move {
+                    scripts::EXTEND_LOCK
+                        .key(key)
+                        .arg(token)
+                        .arg(ttl_ms(ttl))
+                        .invoke_async::<Value>(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(reply::int(r)? == 1)
+        })
+        .await
+    }
+
+    async fn unlock(
+        &self,
+        session_id: &str,
+        purpose: &str,
+        token: &LockToken,
+    ) -> StoreResult<bool> {
+        let key = self.keys.lock(session_id, purpose);
+        let token = token.0.clone();
+        timed("unlock", async {
+            let r = self
+                .conns
+                .run(|mut c| async move {
+                    scripts::UNLOCK
+                        .key(key)
+                        .arg(token)
+                        .invoke_async::<Value>(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(reply::int(r)? == 1)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        timed("stats", async {
+            let r = self
+                .conns
+                .run(|mut c| async move {
+                    redis::pipe()
+                        .cmd("INFO")
+                        .arg("memory")
+                        .cmd("INFO")
+                        .arg("stats")
+                        .cmd("XLEN")
+                        .arg(EVENT_STREAM)
+                        .query_async::<Vec<Value>>(&mut c)
+                        .await
+                })
+                .await?;
+            let mut it = r.into_iter();
+            let (Some(memory), Some(stats), Some(len)) = (it.next(), it.next(), it.next()) else {
+                return Err(StoreError::Protocol("short stats reply".into()));
+            };
+            let memory = reply::string(memory)?;
+            let stats = reply::string(stats)?;
+            Ok(StoreStats {
+                used_memory_bytes: reply::info_field(&memory, "used_memory").unwrap_or(0),
+                evicted_keys: reply::info_field(&stats, "evicted_keys").unwrap_or(0),
+                stream_length: reply::int(len)?.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.conns.close();
+    }
+}
