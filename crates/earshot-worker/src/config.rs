@@ -71,6 +71,18 @@ impl WorkerConfig {
         }
     }
 
+    /// A default consumer name that survives restarts on the same host: `$HOSTNAME`,
+    /// else `/etc/hostname`, else `earshot-worker`. (Where host names change on every
+    /// restart, as in most container schedulers, the reclaim scan recovers the entries.)
+    pub fn default_consumer() -> String {
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "earshot-worker".to_owned())
+    }
+
     /// The effective reclaim interval.
     pub fn claim_every(&self) -> Duration {
         self.claim_interval

@@ -1,6 +1,16 @@
 //! The `webhook:URL` sink: one signed HTTP POST per event, retried with exponential
 //! backoff and full jitter. Receivers verify `X-Earshot-Signature` (an HMAC-SHA256 of
 //! the exact body with the shared secret) and deduplicate on `X-Earshot-Event-Id`.
+//!
+//! What a receiver does:
+//! 1. compute `hex(HMAC-SHA256(secret, raw_body))` and compare it, in constant time,
+//!    with the `X-Earshot-Signature` value after `sha256=`; refuse with 401 otherwise;
+//! 2. skip the event if `X-Earshot-Event-Id` (also the body's `"id"`) was already
+//!    processed: delivery is at-least-once, a retry or a redelivery after a worker
+//!    crash sends the same id again;
+//! 3. answer 2xx once the event is stored. 408, 429 (`Retry-After` in seconds is
+//!    honoured up to the backoff cap), 5xx and network errors are retried; any other
+//!    status (400, 401, 404, 422, redirects) dead-letters the event at once.
 
 use std::time::Duration;
 
