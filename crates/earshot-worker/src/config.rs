@@ -111,6 +111,16 @@ impl WorkerConfig {
         if self.min_idle.is_zero() {
             return bad("--claim-idle must be positive");
         }
+        if matches!(self.sink, SinkSpec::Webhook(_))
+            && self.webhook.worst_case() * 2 > self.min_idle
+        {
+            // Not fatal: it only costs duplicates, but the operator should know.
+            tracing::warn!(
+                worst_case = ?self.webhook.worst_case(),
+                claim_idle = ?self.min_idle,
+                "one webhook delivery can take more than half of --claim-idle: peers may reclaim and deliver events twice; raise --claim-idle or lower the webhook timeout"
+            );
+        }
         Ok(())
     }
 }

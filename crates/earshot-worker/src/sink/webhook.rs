@@ -47,10 +47,20 @@ impl Default for WebhookOptions {
     fn default() -> Self {
         Self {
             secret: None,
-            timeout: Duration::from_secs(10),
+            // Worst case per delivery ~ 3 x 5 s + 2 x 2 s: well inside the default
+            // --claim-idle of 30 s, so a peer never reclaims an event mid-delivery.
+            timeout: Duration::from_secs(5),
             attempts: 3,
-            backoff: BackoffConfig::new(Duration::from_millis(250), Duration::from_secs(5)),
+            backoff: BackoffConfig::new(Duration::from_millis(250), Duration::from_secs(2)),
         }
+    }
+}
+
+impl WebhookOptions {
+    /// The longest one delivery can take: every attempt timing out, plus the pauses.
+    pub fn worst_case(&self) -> Duration {
+        let attempts = self.attempts.max(1);
+        self.timeout * attempts + self.backoff.max * (attempts - 1)
     }
 }
 
