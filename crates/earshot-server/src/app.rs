@@ -7,13 +7,13 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
-use crate::routes::{events, health, sessions};
+use crate::routes::{events, health, openai, sessions, stream};
 use crate::state::AppState;
 
-/// Builds the application. `extra` lets the speech routes (WebSocket stream, OpenAI
-/// upload) be merged in by the caller that owns the engine.
-pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
+/// Builds the application.
+pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_json_body;
+    let max_upload = state.config.max_upload_bytes;
     let v1 = Router::new()
         .route("/v1/sessions", post(sessions::create).get(sessions::list))
         .route(
@@ -23,17 +23,19 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .route("/v1/sessions/{id}/segments", post(sessions::append_segment))
         .route("/v1/sessions/{id}/complete", post(sessions::complete))
         .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
+        .route("/v1/sessions/{id}/stream", get(stream::stream))
         .route("/v1/events", get(events::events))
         .layer(DefaultBodyLimit::max(max_body));
-    let mut app = Router::new()
+    let uploads = Router::new()
+        .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .layer(DefaultBodyLimit::max(max_upload));
+    Router::new()
         .merge(v1)
+        .merge(uploads)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
-    if let Some(extra) = extra {
-        app = app.merge(extra);
-    }
-    app.fallback(not_found)
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(

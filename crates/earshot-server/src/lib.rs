@@ -10,8 +10,10 @@ pub mod body;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod outbox;
 pub mod retention;
 pub mod routes;
+pub mod speech;
 pub mod state;
 pub mod validate;
 pub mod ws_protocol;
@@ -19,13 +21,14 @@ pub mod ws_protocol;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use earshot_store::DynStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use auth::Tenants;
+pub use speech::{Speech, SpeechStatus};
 pub use state::{AppState, ServerConfig};
 
 /// A running server.
@@ -33,19 +36,19 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    streams: TaskTracker,
     store: DynStore,
     grace: std::time::Duration,
 }
 
 impl Server {
-    /// Binds `listener`, spawns the background tasks and serves. `extra_routes` are
-    /// merged into the router (the speech routes).
+    /// Serves on `listener` and spawns the background tasks, until `shutdown` fires.
     pub async fn start(
         listener: TcpListener,
         store: DynStore,
         tenants: Tenants,
         config: ServerConfig,
-        extra_routes: Option<Router<AppState>>,
+        speech: SpeechStatus,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
         crate::metrics::install();
@@ -56,7 +59,11 @@ impl Server {
             tenants: Arc::new(tenants),
             hub: hub.clone(),
             config: Arc::new(config.clone()),
+            speech: Arc::new(speech),
+            shutdown: shutdown.clone(),
+            tasks: TaskTracker::new(),
         };
+        let streams = state.tasks.clone();
         tokio::spawn(hub.run(store.clone(), shutdown.child_token()));
         tokio::spawn(retention::run(
             store.clone(),
@@ -69,7 +76,7 @@ impl Server {
             config.stats_interval,
             shutdown.child_token(),
         ));
-        let app = app::router(state, extra_routes);
+        let app = app::router(state);
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
             axum::serve(
@@ -83,6 +90,7 @@ impl Server {
             addr,
             shutdown,
             task,
+            streams,
             store,
             grace: config.grace_period,
         })
@@ -93,11 +101,18 @@ impl Server {
         self.addr
     }
 
-    /// Waits until shutdown is requested, then gives in-flight requests up to the grace
-    /// period to finish, and closes the store. Returns false if the grace period ran out.
+    /// Waits until shutdown is requested, then gives in-flight requests and live audio
+    /// streams (which flush and persist their last finals) up to the grace period, and
+    /// closes the store. Returns false if the grace period ran out.
     pub async fn wait(self) -> bool {
         self.shutdown.cancelled().await;
-        let finished = tokio::time::timeout(self.grace, self.task).await.is_ok();
+        self.streams.close();
+        let streams = self.streams.clone();
+        let drain = async move {
+            let _ = self.task.await;
+            streams.wait().await;
+        };
+        let finished = tokio::time::timeout(self.grace, drain).await.is_ok();
         if !finished {
             tracing::warn!(grace = ?self.grace, "grace period over; dropping remaining connections");
         }

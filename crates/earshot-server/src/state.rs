@@ -9,6 +9,9 @@ use earshot_store::DynStore;
 
 use crate::auth::Tenants;
 use crate::hub::EventHub;
+use crate::speech::SpeechStatus;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Server settings (api.md §1).
 #[derive(Debug, Clone)]
@@ -23,6 +26,8 @@ pub struct ServerConfig {
     pub stats_interval: Duration,
     /// How long shutdown waits for in-flight work.
     pub grace_period: Duration,
+    /// Largest upload accepted by `/v1/audio/transcriptions`.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +38,7 @@ impl Default for ServerConfig {
             retention_interval: Duration::from_secs(60),
             stats_interval: Duration::from_secs(5),
             grace_period: Duration::from_secs(10),
+            max_upload_bytes: 25 * 1024 * 1024,
         }
     }
 }
@@ -44,4 +50,10 @@ pub struct AppState {
     pub tenants: Arc<Tenants>,
     pub hub: EventHub,
     pub config: Arc<ServerConfig>,
+    /// The speech engine, or why there is none.
+    pub speech: Arc<SpeechStatus>,
+    /// Fired on SIGTERM/SIGINT; live streams watch it to flush and close.
+    pub shutdown: CancellationToken,
+    /// Live WebSocket streams, so shutdown can wait for their last finals.
+    pub tasks: TaskTracker,
 }

@@ -26,6 +26,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             state.store.backend()
         )),
     }
+    if let crate::speech::SpeechStatus::Unavailable(why) = &*state.speech {
+        reasons.push(format!("model: {why}"));
+    }
     if reasons.is_empty() {
         Json(json!({"status": "ready", "store": state.store.backend()})).into_response()
     } else {

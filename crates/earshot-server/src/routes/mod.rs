@@ -2,4 +2,6 @@
 
 pub mod events;
 pub mod health;
+pub mod openai;
 pub mod sessions;
+pub mod stream;

@@ -1,0 +1,310 @@
+//! `POST /v1/audio/transcriptions`: OpenAI-compatible file transcription, so the
+//! `openai` SDKs work by changing the base URL. The result is also recorded as a
+//! completed session (its segments and events flow like any other session's); the
+//! session id is returned in the `X-Earshot-Session-Id` header.
+
+use std::sync::Arc;
+
+use axum::extract::{Multipart, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use earshot_asr::batch::BatchOptions;
+use earshot_core::format::{to_srt, to_vtt};
+use earshot_core::{NewSegment, NewSession, Segment, SessionId};
+use earshot_store::{AppendOutcome, CompleteOutcome, CreateOutcome};
+use serde_json::json;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::stream::audio_api_error;
+use crate::state::AppState;
+
+/// `response_format` values OpenAI defines for Whisper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+    VerboseJson,
+}
+
+impl ResponseFormat {
+    /// Parses OpenAI's names.
+    pub fn parse(s: &str) -> ApiResult<Self> {
+        Ok(match s {
+            "json" => Self::Json,
+            "text" => Self::Text,
+            "srt" => Self::Srt,
+            "vtt" => Self::Vtt,
+            "verbose_json" => Self::VerboseJson,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_response_format",
+                    format!(
+                        "response_format {:?} is not one of json, text, srt, vtt, verbose_json",
+                        crate::error::truncate(other, 32)
+                    ),
+                ))
+            }
+        })
+    }
+}
+
+/// The multipart form, read field by field.
+struct Upload {
+    file: Vec<u8>,
+    filename: Option<String>,
+    model: Option<String>,
+    language: Option<String>,
+    format: ResponseFormat,
+}
+
+async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
+    let mut upload = Upload {
+        file: Vec::new(),
+        filename: None,
+        model: None,
+        language: None,
+        format: ResponseFormat::Json,
+    };
+    let mut has_file = false;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the upload is larger than this server accepts",
+            )
+        } else {
+            ApiError::bad_request(
+                "invalid_multipart",
+                format!("the multipart body could not be read: {e}"),
+            )
+        }
+    };
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                upload.filename = field.file_name().map(|f| crate::error::truncate(f, 200));
+                upload.file = field.bytes().await.map_err(bad)?.to_vec();
+                has_file = true;
+            }
+            "model" | "language" | "response_format" => {
+                let value = field.text().await.map_err(bad)?.trim().to_owned();
+                match name.as_str() {
+                    "model" => upload.model = Some(value),
+                    "language" => upload.language = (!value.is_empty()).then_some(value),
+                    _ => upload.format = ResponseFormat::parse(&value)?,
+                }
+            }
+            // prompt, temperature, timestamp_granularities[]...: accepted, not used.
+            _ => {
+                let _ = field.bytes().await.map_err(bad)?;
+            }
+        }
+    }
+    if !has_file {
+        return Err(ApiError::bad_request(
+            "missing_file",
+            "the form has no `file` field",
+        ));
+    }
+    Ok(upload)
+}
+
+/// The handler.
+pub async fn transcriptions(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<Response> {
+    let speech = state.speech.ready()?;
+    let form = form.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "multipart_required",
+            format!(
+                "send the audio as multipart/form-data with a `file` field ({})",
+                e.body_text()
+            ),
+        )
+    })?;
+    let upload = read_form(form).await?;
+    let language = crate::validate::language(upload.language.as_deref().or(Some("en")))?;
+    let ext = upload
+        .filename
+        .as_deref()
+        .and_then(|f| f.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()));
+    let bytes = upload.file;
+    let audio = tokio::task::spawn_blocking(move || {
+        earshot_asr::audio::decode_bytes_with_hint(&bytes, ext.as_deref())
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "audio decoding failed",
+        )
+    })?
+    .map_err(audio_api_error)?;
+    let duration = audio.duration_secs();
+    let segments = speech
+        .scheduler
+        .transcribe(Arc::new(audio.samples), BatchOptions::default())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "transcription failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "asr_failed",
+                "speech recognition failed on the server",
+            )
+        })?;
+
+    let session_id = record_session(
+        &state,
+        &tenant,
+        &language,
+        &upload.filename,
+        upload.model.as_deref(),
+        &segments,
+    )
+    .await?;
+    let stored: Vec<Segment> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Segment {
+            seq: i as u64,
+            text: s.text.trim().to_owned(),
+            start_ms: Some(s.start_ms),
+            end_ms: Some(s.end_ms),
+        })
+        .collect();
+    let text = earshot_core::Transcript::join_chunks(
+        &stored.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(),
+    );
+    let mut resp = match upload.format {
+        ResponseFormat::Json => Json(json!({"text": text})).into_response(),
+        ResponseFormat::Text => plain("text/plain; charset=utf-8", text),
+        ResponseFormat::Srt => plain("application/x-subrip; charset=utf-8", to_srt(&stored)),
+        ResponseFormat::Vtt => plain("text/vtt; charset=utf-8", to_vtt(&stored)),
+        ResponseFormat::VerboseJson => {
+            let segs: Vec<_> = segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    json!({
+                        "id": i,
+                        "seek": 0,
+                        "start": s.start_ms as f64 / 1000.0,
+                        "end": s.end_ms as f64 / 1000.0,
+                        "text": s.text.trim(),
+                        "tokens": [],
+                        "temperature": 0.0,
+                        "avg_logprob": s.avg_logprob,
+                        "compression_ratio": 1.0,
+                        "no_speech_prob": s.no_speech_prob,
+                    })
+                })
+                .collect();
+            Json(json!({
+                "task": "transcribe",
+                "language": language_name(&language),
+                "duration": duration,
+                "text": text,
+                "segments": segs,
+            }))
+            .into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&session_id) {
+        resp.headers_mut().insert("x-earshot-session-id", v);
+    }
+    Ok(resp)
+}
+
+fn plain(content_type: &'static str, body: String) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// OpenAI reports the language by name in verbose_json.
+fn language_name(tag: &str) -> &str {
+    match tag.split('-').next().unwrap_or(tag) {
+        "en" => "english",
+        other => other,
+    }
+}
+
+/// Stores the result as a completed session: create, append every segment, complete.
+async fn record_session(
+    state: &AppState,
+    tenant: &earshot_core::TenantId,
+    language: &str,
+    filename: &Option<String>,
+    model: Option<&str>,
+    segments: &[earshot_asr::Segment],
+) -> ApiResult<String> {
+    let id = SessionId::random();
+    let mut metadata =
+        std::collections::BTreeMap::from([("source".to_owned(), "upload".to_owned())]);
+    if let Some(f) = filename {
+        metadata.insert("filename".to_owned(), f.clone());
+    }
+    if let Some(m) = model {
+        metadata.insert("model".to_owned(), crate::error::truncate(m, 64));
+    }
+    let created = state
+        .store
+        .create_session(NewSession {
+            session_id: id.clone(),
+            tenant_id: tenant.clone(),
+            language: language.to_owned(),
+            metadata,
+        })
+        .await?;
+    if created == CreateOutcome::AlreadyExists {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "session id collision",
+        ));
+    }
+    for s in segments {
+        let text = s.text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let seg = NewSegment {
+            text: text.to_owned(),
+            start_ms: Some(s.start_ms),
+            end_ms: Some(s.end_ms),
+        };
+        match state
+            .store
+            .append_segment(tenant.as_str(), id.as_str(), &seg)
+            .await?
+        {
+            AppendOutcome::Appended { .. } => {}
+            other => {
+                tracing::warn!(?other, "upload session changed while recording");
+                break;
+            }
+        }
+    }
+    match state
+        .store
+        .complete_session(tenant.as_str(), id.as_str())
+        .await?
+    {
+        CompleteOutcome::Completed { .. } => Ok(id.as_str().to_owned()),
+        CompleteOutcome::NotFound => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "session vanished while recording",
+        )),
+    }
+}

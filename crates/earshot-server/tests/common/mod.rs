@@ -1,0 +1,196 @@
+//! Test harness: a real earshot server on 127.0.0.1:<free port> over either backend.
+//! Redis-backed apps get their own `redis-server` from `earshot-testsupport`.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use earshot_core::config::StoreConfig;
+use earshot_server::{Server, ServerConfig, Tenants};
+use earshot_store::{DynStore, MemoryStore, RedisStore};
+use earshot_testsupport::RedisServer;
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const ACME: &str = "acme-key-0001";
+pub const GLOBEX: &str = "globex-key-0001";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub store: DynStore,
+    pub redis: Option<RedisServer>,
+    pub shutdown: CancellationToken,
+}
+
+pub fn store_config() -> StoreConfig {
+    StoreConfig {
+        command_timeout: Duration::from_secs(1),
+        ..StoreConfig::default()
+    }
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, store_config()).await
+    }
+
+    pub async fn start_with(backend: Backend, cfg: StoreConfig) -> Self {
+        match backend {
+            Backend::Memory => {
+                let store = std::sync::Arc::new(MemoryStore::new(cfg.clone()));
+                Self::start_on(store, None, cfg).await
+            }
+            Backend::Redis => Self::start_on_redis(RedisServer::start(), cfg).await,
+        }
+    }
+
+    /// An app on a Redis the test configured itself (e.g. with AOF).
+    pub async fn start_on_redis(server: RedisServer, cfg: StoreConfig) -> Self {
+        let store = RedisStore::connect(&server.url(), cfg.clone())
+            .await
+            .expect("connect to the test redis");
+        Self::start_on(std::sync::Arc::new(store), Some(server), cfg).await
+    }
+
+    async fn start_on(store: DynStore, redis: Option<RedisServer>, cfg: StoreConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = CancellationToken::new();
+        let config = ServerConfig {
+            store: cfg,
+            max_json_body: 128 * 1024,
+            ..ServerConfig::default()
+        };
+        let tenants = Tenants::parse(&format!("acme:{ACME},globex:{GLOBEX}")).unwrap();
+        let server = Server::start(
+            listener,
+            store.clone(),
+            tenants,
+            config,
+            None,
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let base = format!("http://{}", server.addr());
+        tokio::spawn(server.wait());
+        Self {
+            base,
+            client: Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            store,
+            redis,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, key: &str, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(key)
+    }
+
+    pub fn post(&self, key: &str, path: &str) -> RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(key)
+    }
+
+    pub fn delete(&self, key: &str, path: &str) -> RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(key)
+    }
+
+    /// Creates a session with the given id for the tenant of `key`.
+    pub async fn create(&self, key: &str, id: &str) -> Value {
+        let r = self
+            .post(key, "/v1/sessions")
+            .json(&serde_json::json!({"session_id": id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create {id}");
+        r.json().await.unwrap()
+    }
+
+    /// Appends a segment and returns its seq.
+    pub async fn append(&self, key: &str, id: &str, text: &str) -> u64 {
+        let r = self
+            .post(key, &format!("/v1/sessions/{id}/segments"))
+            .json(&serde_json::json!({"text": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "append to {id}");
+        r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap()
+    }
+
+    /// Every entry of `transcription_events`, parsed as JSON.
+    pub async fn events(&self) -> Vec<Value> {
+        self.store
+            .read_stream(
+                earshot_core::keys::EVENT_STREAM,
+                earshot_core::StreamId::ZERO,
+                100_000,
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.to_json())
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts the api.md error shape and status, and returns the error code.
+pub async fn expect_error(resp: Response, status: u16) -> String {
+    assert_eq!(resp.status().as_u16(), status, "status of {}", resp.url());
+    let retry = resp.headers().get("retry-after").is_some();
+    let body: Value = resp.json().await.expect("error body is JSON");
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error.message present: {body}"
+    );
+    if status == 503 {
+        assert!(retry, "503 carries Retry-After");
+    }
+    code
+}
+
+/// Instantiates each listed async test fn for both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(super::common::Backend::Memory).await }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name(super::common::Backend::Redis).await }
+            )*
+        }
+    };
+}

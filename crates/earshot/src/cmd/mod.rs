@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod model;
+pub mod serve;
+pub mod sink_args;
+pub mod transcribe;
+pub mod worker;

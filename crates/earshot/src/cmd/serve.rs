@@ -1,0 +1,229 @@
+//! `earshot serve`: the API server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
+use earshot_core::config::{parse_duration, StoreConfig};
+use earshot_server::{auth, Server, ServerConfig, Speech, SpeechStatus, Tenants};
+use earshot_store::DynStore;
+use earshot_worker::sink::SinkSpec;
+use tokio_util::sync::CancellationToken;
+
+use super::sink_args::DeliveryArgs;
+use crate::{signals, store_select};
+
+/// Flags of `earshot serve` (each also read from the environment).
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, env = "EARSHOT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// redis://, rediss:// URL. Unset: the embedded in-memory store.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// `test` forces the embedded store.
+    #[arg(long, env = "ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Comma-separated tenant_id:key pairs. Unset: one open tenant `default`, loopback only.
+    #[arg(long, env = "EARSHOT_API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+    /// TTL of every per-session key.
+    #[arg(long, env = "EARSHOT_SESSION_TTL", default_value = "86400", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// Approximate cap (MAXLEN ~) of the event stream.
+    #[arg(long, env = "EARSHOT_STREAM_MAXLEN", default_value_t = 10_000)]
+    pub stream_maxlen: u64,
+    /// Events older than this are trimmed (XTRIM MINID), checked every minute.
+    #[arg(long, env = "EARSHOT_EVENT_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub event_retention: Duration,
+    /// Connect and command timeout of the store.
+    #[arg(long, env = "EARSHOT_REDIS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+    /// TTL of cached completed transcripts (clamped to 1-60 min).
+    #[arg(long, env = "EARSHOT_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+    /// How long shutdown waits for in-flight requests and streams.
+    #[arg(long, env = "EARSHOT_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "EARSHOT_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest audio upload on /v1/audio/transcriptions, in bytes.
+    #[arg(long, env = "EARSHOT_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+    /// ggml model file (default: the `earshot model path` lookup).
+    #[arg(long, env = "EARSHOT_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Run without speech recognition (text segments only; /readyz ignores the model).
+    #[arg(long, env = "EARSHOT_NO_ASR")]
+    pub no_asr: bool,
+    /// CPU threads per decode.
+    #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 2)]
+    pub asr_threads: usize,
+    /// Concurrent decodes (default: cores / threads per decode, at least 1).
+    #[arg(long, env = "EARSHOT_DECODE_SLOTS")]
+    pub decode_slots: Option<usize>,
+    /// Live streams admitted at once; more get `overloaded` (1013).
+    #[arg(long, env = "EARSHOT_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+    /// A stream with no audio and no keepalive for this long is closed.
+    #[arg(long, env = "EARSHOT_STREAM_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub stream_idle_timeout: Duration,
+    /// Deliver events to a sink from inside this process (stdout | jsonl:PATH | webhook:URL);
+    /// the way to run workers on the embedded store. May be repeated.
+    #[arg(long, env = "EARSHOT_SINK", value_parser = SinkSpec::parse, value_delimiter = ';')]
+    pub sink: Vec<SinkSpec>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+impl ServeArgs {
+    fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            session_ttl: self.session_ttl,
+            stream_maxlen: self.stream_maxlen,
+            event_retention: self.event_retention,
+            command_timeout: self.redis_timeout,
+            cache_ttl: StoreConfig::clamp_cache_ttl(self.cache_ttl),
+            ..StoreConfig::default()
+        }
+    }
+
+    fn tenants(&self) -> anyhow::Result<Tenants> {
+        let tenants = match self
+            .api_keys
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            Some(raw) => Tenants::parse(raw)?,
+            None => Tenants::open(),
+        };
+        if tenants.is_open() && !auth::open_access_allowed(&self.listen) {
+            bail!(
+                "refusing to listen on {} without EARSHOT_API_KEYS: open access (single tenant \
+                 `default`, no auth) is allowed only on a loopback address. Set \
+                 EARSHOT_API_KEYS=tenant:key[,tenant:key...] or listen on 127.0.0.1",
+                self.listen
+            );
+        }
+        Ok(tenants)
+    }
+}
+
+/// Runs the server until SIGTERM/SIGINT.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let tenants = args.tenants()?;
+    let choice = store_select::choose(args.redis_url.as_deref(), args.environment.as_deref())?;
+    let store_cfg = args.store_config();
+    let store = store_select::open(&choice, store_cfg.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let config = ServerConfig {
+        max_json_body: args.max_body_bytes,
+        max_upload_bytes: args.max_upload_bytes,
+        store: store_cfg,
+        grace_period: args.shutdown_grace,
+        ..ServerConfig::default()
+    };
+    let speech = load_speech(&args).await;
+    let shutdown = signals::shutdown_on_signal();
+    let workers = spawn_sinks(&args, &store, &shutdown);
+    let server = Server::start(listener, store, tenants.clone(), config, speech, shutdown).await?;
+    tracing::info!(
+        addr = %server.addr(),
+        tenants = if tenants.is_open() { "open (default)".to_owned() } else { tenants.tenant_count().to_string() },
+        "earshot listening"
+    );
+    if !server.wait().await {
+        tracing::warn!("some requests were cut off by the shutdown grace period");
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the model once for the whole process. A missing or broken model does not stop
+/// the server (text segments still work); `/readyz` and the speech routes say why.
+async fn load_speech(args: &ServeArgs) -> SpeechStatus {
+    if args.no_asr {
+        tracing::info!("speech recognition disabled (--no-asr)");
+        return SpeechStatus::Disabled;
+    }
+    let path = match &args.model {
+        Some(p) => p.clone(),
+        None => match earshot_asr::model::lookup(None) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("no speech model: {e}");
+                return SpeechStatus::Unavailable(e.to_string());
+            }
+        },
+    };
+    let mut cfg = EngineConfig::new(&path);
+    cfg.threads = args.asr_threads.max(1);
+    let loaded = tokio::task::spawn_blocking(move || Engine::load(cfg)).await;
+    let engine = match loaded {
+        Ok(Ok(engine)) => engine,
+        Ok(Err(e)) => {
+            tracing::warn!(model = %path.display(), "model failed to load: {e}");
+            return SpeechStatus::Unavailable(format!("{}: {e}", path.display()));
+        }
+        Err(e) => return SpeechStatus::Unavailable(format!("model loader crashed: {e}")),
+    };
+    let mut sched_cfg = SchedulerConfig::for_threads(args.asr_threads.max(1));
+    if let Some(n) = args.decode_slots {
+        sched_cfg.decode_slots = n.max(1);
+    }
+    if let Some(n) = args.max_streams {
+        sched_cfg.max_streams = n.max(1);
+    }
+    tracing::info!(
+        model = %path.display(),
+        decode_slots = sched_cfg.decode_slots,
+        max_streams = sched_cfg.max_streams,
+        "speech model loaded"
+    );
+    SpeechStatus::Ready(Arc::new(Speech {
+        scheduler: Scheduler::with_config(engine, sched_cfg),
+        stream: StreamConfig::default(),
+        idle_timeout: args.stream_idle_timeout,
+        model_name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }))
+}
+
+/// Starts one in-process worker per `--sink` (group `earshot-sink-<n>`).
+fn spawn_sinks(
+    args: &ServeArgs,
+    store: &DynStore,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    args.sink
+        .iter()
+        .enumerate()
+        .map(|(i, sink)| {
+            let group = format!("earshot-sink-{i}");
+            let cfg = args
+                .delivery
+                .config(&group, "serve", sink.clone(), args.shutdown_grace);
+            let (store, token) = (store.clone(), shutdown.clone());
+            tracing::info!(%group, %sink, "delivering events in-process");
+            tokio::spawn(async move {
+                if let Err(e) = earshot_worker::run(cfg, store, token).await {
+                    tracing::error!("sink worker stopped: {e}");
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,149 @@
+//! `earshot transcribe FILE…`: local transcription, no server and no Redis. Shows a
+//! progress bar on a terminal; writes txt, json, srt or vtt to stdout or next to a
+//! chosen output directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use earshot_asr::batch::{transcribe_with, BatchOptions};
+use earshot_asr::{Engine, EngineConfig};
+use earshot_core::format::{to_srt, to_vtt};
+use earshot_core::{Segment, Transcript};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Output formats of `transcribe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Txt,
+    Json,
+    Srt,
+    Vtt,
+}
+
+/// Flags of `earshot transcribe`.
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// Audio files (WAV, MP3, FLAC, Ogg Vorbis).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "txt")]
+    pub format: Format,
+    /// Write `<file stem>.<format>` into this directory instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output_dir: Option<PathBuf>,
+    /// ggml model file (default: the `earshot model path` lookup).
+    #[arg(long, env = "EARSHOT_MODEL")]
+    pub model: Option<PathBuf>,
+    /// CPU threads for the decoder.
+    #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 2)]
+    pub threads: usize,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Loads the model once and transcribes every file.
+pub async fn run(args: TranscribeArgs) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || run_blocking(args)).await?
+}
+
+fn run_blocking(args: TranscribeArgs) -> anyhow::Result<()> {
+    let model = match &args.model {
+        Some(p) => p.clone(),
+        None => earshot_asr::model::lookup(None)?,
+    };
+    let mut cfg = EngineConfig::new(&model);
+    cfg.threads = args.threads.max(1);
+    let engine = Engine::load(cfg).with_context(|| format!("loading model {}", model.display()))?;
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut failures = 0;
+    for file in &args.files {
+        match transcribe_one(&engine, file, &args) {
+            Ok(()) => {}
+            Err(e) => {
+                failures += 1;
+                eprintln!("earshot: {}: {e:#}", file.display());
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} of {} files failed", args.files.len());
+    }
+    Ok(())
+}
+
+fn transcribe_one(engine: &Arc<Engine>, file: &Path, args: &TranscribeArgs) -> anyhow::Result<()> {
+    let audio = earshot_asr::decode_file(file)?;
+    let total_ms = (audio.duration_secs() * 1000.0) as u64;
+    let bar = ProgressBar::new(total_ms.max(1));
+    if args.quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {percent}% ({elapsed} elapsed, ~{eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    let segments = transcribe_with(
+        engine,
+        &audio.samples,
+        &BatchOptions::default(),
+        &mut |done, _| bar.set_position(done),
+    )?;
+    bar.finish_and_clear();
+    let segments: Vec<Segment> = segments
+        .into_iter()
+        .filter(|s| !s.text.trim().is_empty())
+        .enumerate()
+        .map(|(i, s)| Segment {
+            seq: i as u64,
+            text: s.text.trim().to_owned(),
+            start_ms: Some(s.start_ms),
+            end_ms: Some(s.end_ms),
+        })
+        .collect();
+    let rendered = render(file, audio.duration_secs(), &segments, args.format);
+    match &args.output_dir {
+        Some(dir) => {
+            let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+            let ext = format!("{:?}", args.format).to_lowercase();
+            let out = dir.join(format!("{stem}.{ext}"));
+            std::fs::write(&out, rendered).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("{} -> {}", file.display(), out.display());
+        }
+        None => print!("{rendered}"),
+    }
+    Ok(())
+}
+
+/// Renders one file's transcript in the chosen format.
+pub fn render(file: &Path, duration_s: f64, segments: &[Segment], format: Format) -> String {
+    let text =
+        Transcript::join_chunks(&segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>());
+    match format {
+        Format::Txt => format!("{text}\n"),
+        Format::Srt => to_srt(segments),
+        Format::Vtt => to_vtt(segments),
+        Format::Json => {
+            let v = serde_json::json!({
+                "file": file.display().to_string(),
+                "duration": duration_s,
+                "text": text,
+                "segments": segments,
+            });
+            format!("{v}\n")
+        }
+    }
+}
