@@ -240,7 +240,8 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an entry with `MAXLEN ~ stream_maxlen` and returns its id.
     async fn add_entry(&self, stream: &str, fields: &[(String, String)]) -> StoreResult<StreamId>;
 
-    /// `XTRIM stream MINID ~ min_id`; returns how many entries were removed.
+    /// `XTRIM stream MINID min_id`: removes every entry older than `min_id` (exact, not
+    /// `~`, so retention is a promise); returns how many entries were removed.
     async fn trim_stream_before(&self, stream: &str, min_id: StreamId) -> StoreResult<u64>;
 
     /// `XLEN`.
