@@ -3,7 +3,8 @@
 
 mod support;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use earshot_core::config::StoreConfig;
@@ -24,31 +25,51 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// The value of `name{label=value}` now: a counter's count, a gauge's value, or a
-/// histogram's number of samples (the debugging recorder drains histograms on read).
+/// Totals since the recorder was installed, per metric and label set. The debugging
+/// recorder drains every value on each snapshot (and tests run in parallel), so every
+/// read folds the snapshot into these totals.
+fn totals() -> &'static Mutex<HashMap<(String, Vec<(String, String)>), f64>> {
+    static T: OnceLock<Mutex<HashMap<(String, Vec<(String, String)>), f64>>> = OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
+/// `name{label=value}` so far: a counter's count, a histogram's number of samples, or
+/// 1 if a gauge was ever set; summed over label sets that match.
 fn read(name: &str, label: Option<(&str, &str)>) -> Option<f64> {
-    snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .find(|(k, _, _, _)| {
-            let key = k.key();
-            key.name() == name
-                && label
-                    .is_none_or(|(l, v)| key.labels().any(|lab| lab.key() == l && lab.value() == v))
-        })
-        .map(|(_, _, _, v)| match v {
+    let mut totals = totals().lock().unwrap();
+    for (k, _, _, v) in snapshotter().snapshot().into_vec() {
+        let key = k.key();
+        let labels: Vec<(String, String)> = key
+            .labels()
+            .map(|l| (l.key().to_owned(), l.value().to_owned()))
+            .collect();
+        let add = match v {
             DebugValue::Counter(n) => n as f64,
-            DebugValue::Gauge(g) => g.into_inner(),
-            DebugValue::Histogram(h) => h.len() as f64,
-        })
+            DebugValue::Gauge(_) => 0.0,
+            DebugValue::Histogram(ref h) => h.len() as f64,
+        };
+        let entry = totals.entry((key.name().to_owned(), labels)).or_insert(0.0);
+        if matches!(v, DebugValue::Gauge(_)) {
+            *entry = 1.0;
+        } else {
+            *entry += add;
+        }
+    }
+    let mut found = None;
+    for ((n, labels), v) in totals.iter() {
+        let matches = n == name
+            && label.is_none_or(|(l, want)| labels.iter().any(|(k, x)| k == l && x == want));
+        if matches {
+            found = Some(found.unwrap_or(0.0) + v);
+        }
+    }
+    found
 }
 
 async fn record_calls_and_errors(kind: Kind) {
     snapshotter();
     let h = Harness::new(kind).await;
-    // Drain anything recorded so far by other tests.
-    let _ = read(COMMAND_DURATION, Some(("command", "transcript")));
+    let before = read(COMMAND_DURATION, Some(("command", "transcript"))).unwrap_or(0.0);
     create(&h.store, "acme", "m").await;
     h.store
         .append_segment("acme", "m", &seg("x"))
@@ -57,7 +78,7 @@ async fn record_calls_and_errors(kind: Kind) {
     h.store.transcript("acme", "m").await.unwrap();
     h.store.transcript("acme", "m").await.unwrap();
     let samples = read(COMMAND_DURATION, Some(("command", "transcript"))).unwrap();
-    assert!(samples >= 2.0, "{samples}");
+    assert!(samples >= before + 2.0, "{samples}");
     let before = read(ERRORS, Some(("kind", "no_group"))).unwrap_or(0.0);
     let e = h
         .store
