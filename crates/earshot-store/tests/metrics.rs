@@ -28,8 +28,11 @@ fn snapshotter() -> &'static Snapshotter {
 /// Totals since the recorder was installed, per metric and label set. The debugging
 /// recorder drains every value on each snapshot (and tests run in parallel), so every
 /// read folds the snapshot into these totals.
-fn totals() -> &'static Mutex<HashMap<(String, Vec<(String, String)>), f64>> {
-    static T: OnceLock<Mutex<HashMap<(String, Vec<(String, String)>), f64>>> = OnceLock::new();
+/// A metric name and its labels.
+type MetricId = (String, Vec<(String, String)>);
+
+fn totals() -> &'static Mutex<HashMap<MetricId, f64>> {
+    static T: OnceLock<Mutex<HashMap<MetricId, f64>>> = OnceLock::new();
     T.get_or_init(Default::default)
 }
 
