@@ -225,7 +225,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StreamEntry>>;
 
     /// Like `read_stream`, but waits up to `block` for entries to arrive (`XREAD BLOCK`,
-    /// on a dedicated connection). Returns an empty vector on timeout.
+    /// on a dedicated connection). Returns an empty vector on timeout; a zero `block`
+    /// does not wait.
     async fn wait_stream(
         &self,
         stream: &str,
@@ -254,7 +255,8 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<bool>;
 
     /// `XREADGROUP GROUP group consumer COUNT count BLOCK block STREAMS stream >`:
-    /// new entries, now pending for `consumer`. Empty on timeout.
+    /// new entries, now pending for `consumer`. Empty on timeout; a zero `block` does
+    /// not wait (unlike Redis' `BLOCK 0`, which waits forever).
     async fn read_group(
         &self,
         stream: &str,
