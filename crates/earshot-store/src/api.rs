@@ -225,7 +225,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StreamEntry>>;
 
     /// Like `read_stream`, but waits up to `block` for entries to arrive (`XREAD BLOCK`,
-    /// on a dedicated connection). Returns an empty vector on timeout.
+    /// on a dedicated connection). Returns an empty vector on timeout; a zero `block`
+    /// does not wait.
     async fn wait_stream(
         &self,
         stream: &str,
@@ -240,7 +241,8 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an entry with `MAXLEN ~ stream_maxlen` and returns its id.
     async fn add_entry(&self, stream: &str, fields: &[(String, String)]) -> StoreResult<StreamId>;
 
-    /// `XTRIM stream MINID ~ min_id`; returns how many entries were removed.
+    /// `XTRIM stream MINID min_id`: removes every entry older than `min_id` (exact, not
+    /// `~`, so retention is a promise); returns how many entries were removed.
     async fn trim_stream_before(&self, stream: &str, min_id: StreamId) -> StoreResult<u64>;
 
     /// `XLEN`.
@@ -253,7 +255,8 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<bool>;
 
     /// `XREADGROUP GROUP group consumer COUNT count BLOCK block STREAMS stream >`:
-    /// new entries, now pending for `consumer`. Empty on timeout.
+    /// new entries, now pending for `consumer`. Empty on timeout; a zero `block` does
+    /// not wait (unlike Redis' `BLOCK 0`, which waits forever).
     async fn read_group(
         &self,
         stream: &str,

@@ -1073,6 +1073,22 @@ async fn read_group_blocks_until_an_entry_arrives(kind: Kind) {
         .create_group("s", "g", GroupStart::New)
         .await
         .unwrap();
+    // A zero block does not wait, on either call.
+    let t0 = Instant::now();
+    let zero = Duration::ZERO;
+    assert!(h
+        .store
+        .read_group("s", "g", "c", 10, zero)
+        .await
+        .unwrap()
+        .is_empty());
+    let got = h
+        .store
+        .wait_stream("s", StreamId::ZERO, 10, zero)
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    assert!(t0.elapsed() < Duration::from_millis(200));
     let t0 = Instant::now();
     let none = h
         .store

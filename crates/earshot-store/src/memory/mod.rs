@@ -621,3 +621,57 @@ impl Store for MemoryStore {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use earshot_core::{SessionId, TenantId};
+
+    use super::*;
+
+    fn new(i: usize) -> NewSession {
+        NewSession {
+            session_id: SessionId::parse(&format!("s{i}")).unwrap(),
+            tenant_id: TenantId::parse(&format!("t{}", i % 7)).unwrap(),
+            language: "en".into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn holds_ten_thousand_sessions_and_expiry_leaves_nothing_behind() {
+        let store = MemoryStore::new(StoreConfig {
+            session_ttl: Duration::from_secs(3),
+            stream_maxlen: 1000,
+            ..StoreConfig::default()
+        });
+        let t0 = Instant::now();
+        for i in 0..10_000 {
+            store.create_session(new(i)).await.unwrap();
+            let seg = NewSegment {
+                text: "hello".into(),
+                start_ms: None,
+                end_ms: None,
+            };
+            store
+                .append_segment(&format!("t{}", i % 7), &format!("s{i}"), &seg)
+                .await
+                .unwrap();
+        }
+        let took = t0.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "10k creates+appends took {took:?}"
+        );
+        assert_eq!(store.session_count(), 10_000);
+        let stats = store.stats().await.unwrap();
+        assert!(stats.used_memory_bytes < 64 << 20, "{stats:?}");
+        // The stream is capped, not growing with every write.
+        assert_eq!(stats.stream_length, 1000);
+        tokio::time::sleep_until((t0 + took + Duration::from_millis(3200)).into()).await;
+        assert_eq!(store.session_count(), 0);
+        let st = store.state.lock();
+        assert_eq!(st.keys.approx_bytes(), 0, "indexes and caches emptied too");
+    }
+}
