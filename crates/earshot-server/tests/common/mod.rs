@@ -74,7 +74,7 @@ impl TestApp {
             store.clone(),
             tenants,
             config,
-            None,
+            earshot_server::SpeechStatus::Disabled,
             shutdown.clone(),
         )
         .await
