@@ -79,8 +79,8 @@ impl AudioCtx {
 impl Default for AudioCtx {
     fn default() -> Self {
         AudioCtx::Adaptive {
-            margin_ms: 2000,
-            floor_ms: 5000,
+            margin_ms: 3000,
+            floor_ms: 10_000,
         }
     }
 }
@@ -184,8 +184,10 @@ pub struct Transcript {
     pub skipped_silence: bool,
     /// Segments removed by the hallucination guards.
     pub dropped_segments: usize,
-    /// The `audio_ctx` used.
+    /// The `audio_ctx` used (1500 = full).
     pub audio_ctx: usize,
+    /// The short-context decode looked degenerate and was redone with the full context.
+    pub retried_full_ctx: bool,
 }
 
 impl Transcript {
@@ -341,8 +343,40 @@ impl Engine {
         } else {
             self.cfg.audio_ctx.frames_for(padded.len())
         };
-        out.audio_ctx = audio_ctx;
+        let t0 = Instant::now();
+        let mut run = self.run_whisper(&padded, opts, audio_ctx, audio_ms as i64)?;
+        // A shortened context sometimes sends tiny.en into a loop (a segment that runs into
+        // the token cap, or one our repetition check drops). Whisper was trained on 30 s
+        // windows: redo that decode with the full context rather than return garbage.
+        if audio_ctx < FULL_AUDIO_CTX && (run.hit_token_cap || run.repetitive > 0) {
+            tracing::debug!(
+                audio_ctx,
+                "degenerate output with a short audio_ctx; retrying with the full context"
+            );
+            metrics::counter!("earshot_asr_full_context_retries_total").increment(1);
+            run = self.run_whisper(&padded, opts, FULL_AUDIO_CTX, audio_ms as i64)?;
+            out.retried_full_ctx = true;
+            out.audio_ctx = FULL_AUDIO_CTX;
+        } else {
+            out.audio_ctx = audio_ctx;
+        }
+        out.elapsed = t0.elapsed();
+        out.segments = run.segments;
+        out.dropped_segments = run.dropped;
+        if audio_ms > 0 {
+            metrics::histogram!("earshot_asr_realtime_factor")
+                .record(out.elapsed.as_secs_f64() / (audio_ms as f64 / 1000.0));
+        }
+        Ok(out)
+    }
 
+    fn run_whisper(
+        &self,
+        padded: &[f32],
+        opts: &DecodeOptions,
+        audio_ctx: usize,
+        audio_ms: i64,
+    ) -> Result<Run, EngineError> {
         let strategy = if self.cfg.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: self.cfg.beam_size as i32,
@@ -370,6 +404,10 @@ impl Engine {
         if !opts.temperature_fallback {
             params.set_temperature_inc(0.0);
         }
+        // Bound a looping decoder: nobody says more than ~5 tokens/s for long.
+        let secs = padded.len() / TARGET_RATE as usize + 1;
+        let max_tokens = (40 + 6 * secs).min(200);
+        params.set_max_tokens(max_tokens as i32);
         params.set_audio_ctx(if audio_ctx >= FULL_AUDIO_CTX {
             0
         } else {
@@ -383,24 +421,20 @@ impl Engine {
         if let Some(p) = &prompt {
             params.set_initial_prompt(p);
         }
-
         let mut state = self.take_state()?;
-        let t0 = Instant::now();
-        let res = state.full(params, &padded);
-        out.elapsed = t0.elapsed();
-        if let Err(e) = res {
+        if let Err(e) = state.full(params, padded) {
             // A failed state may hold garbage: do not return it to the pool.
             return Err(EngineError::Decode(e.to_string()));
         }
-        let (segments, dropped) = self.collect(&state, opts.offset_ms, audio_ms as i64);
+        let hit_token_cap = state
+            .as_iter()
+            .any(|seg| seg.n_tokens() as usize >= max_tokens);
+        let run = self.collect(&state, opts.offset_ms, audio_ms);
         self.give_back(state);
-        out.segments = segments;
-        out.dropped_segments = dropped;
-        if audio_ms > 0 {
-            metrics::histogram!("earshot_asr_realtime_factor")
-                .record(out.elapsed.as_secs_f64() / (audio_ms as f64 / 1000.0));
-        }
-        Ok(out)
+        Ok(Run {
+            hit_token_cap,
+            ..run
+        })
     }
 
     fn collect(
@@ -408,9 +442,10 @@ impl Engine {
         state: &WhisperState,
         offset_ms: i64,
         audio_ms: i64,
-    ) -> (Vec<Segment>, usize) {
+    ) -> Run {
         let mut kept = Vec::new();
         let mut dropped = 0;
+        let mut repetitive = 0;
         for seg in state.as_iter() {
             let no_speech = seg.no_speech_probability();
             let mut words: Vec<Word> = Vec::new();
@@ -462,7 +497,11 @@ impl Engine {
             let unlikely = (no_speech > self.cfg.no_speech_thold
                 && avg_logprob < self.cfg.logprob_thold)
                 || avg_logprob < self.cfg.hard_logprob_floor;
-            if no_content || unlikely || is_repetitive(&text, self.cfg.max_ngram_repeats) {
+            let looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
+            if looped {
+                repetitive += 1;
+            }
+            if no_content || unlikely || looped {
                 if !no_content {
                     tracing::debug!(%text, no_speech, avg_logprob, "dropping segment (hallucination guard)");
                 }
@@ -480,8 +519,21 @@ impl Engine {
                 avg_logprob,
             });
         }
-        (kept, dropped)
+        Run {
+            segments: kept,
+            dropped,
+            repetitive,
+            hit_token_cap: false,
+        }
     }
+}
+
+/// One whisper run's kept segments and guard counters.
+struct Run {
+    segments: Vec<Segment>,
+    dropped: usize,
+    repetitive: usize,
+    hit_token_cap: bool,
 }
 
 fn push_word(
@@ -587,6 +639,8 @@ mod tests {
         };
         assert_eq!(a.frames_for(16000), 256); // 1 s -> floor 250 -> 256
         assert_eq!(a.frames_for(16000 * 10), 640); // 10 s + 2 s = 600 -> 640
+        assert_eq!(AudioCtx::default().frames_for(16000 * 3), 512); // floor 10 s
+        assert_eq!(AudioCtx::default().frames_for(16000 * 12), 768); // 15 s
         assert_eq!(a.frames_for(16000 * 40), 1500);
         assert_eq!(AudioCtx::Full.frames_for(1), 1500);
     }

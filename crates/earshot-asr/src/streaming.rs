@@ -195,13 +195,23 @@ impl StreamingTranscriber {
 
     /// Push 16 kHz mono samples (any amount); returns the events they caused, in order.
     pub async fn push(&mut self, samples: &[f32]) -> Result<Vec<StreamEvent>, EngineError> {
+        self.push_received(samples, Instant::now()).await
+    }
+
+    /// [`push`](Self::push) with the time the audio was received (e.g. when the WebSocket
+    /// frame arrived, if it waited in a queue while a decode ran), so latencies are measured
+    /// from the real arrival.
+    pub async fn push_received(
+        &mut self,
+        samples: &[f32],
+        received_at: Instant,
+    ) -> Result<Vec<StreamEvent>, EngineError> {
         let mut events = Vec::new();
         if samples.is_empty() {
             return Ok(events);
         }
-        let now = Instant::now();
         self.arrivals
-            .push_back((self.total + samples.len() as u64, now));
+            .push_back((self.total + samples.len() as u64, received_at));
         let mut rest = samples;
         while !rest.is_empty() {
             // Feed up to the next VAD frame boundary so events are handled in stream order.
