@@ -437,12 +437,7 @@ impl Engine {
         })
     }
 
-    fn collect(
-        &self,
-        state: &WhisperState,
-        offset_ms: i64,
-        audio_ms: i64,
-    ) -> Run {
+    fn collect(&self, state: &WhisperState, offset_ms: i64, audio_ms: i64) -> Run {
         let mut kept = Vec::new();
         let mut dropped = 0;
         let mut repetitive = 0;

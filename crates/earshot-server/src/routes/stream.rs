@@ -346,7 +346,7 @@ async fn run_stream(mut ctx: StreamCtx, socket: WebSocket, permit: Option<Permit
                     Err(_) => Err(End::Idle),
                     Ok(None) | Ok(Some(Inbound::Closed)) => Err(End::ClientClosed),
                     Ok(Some(Inbound::Overflow)) => Err(End::Overloaded),
-                    Ok(Some(Inbound::Audio(bytes, _at))) => on_audio(&mut ctx, &out, &bytes).await,
+                    Ok(Some(Inbound::Audio(bytes, at))) => on_audio(&mut ctx, &out, &bytes, at).await,
                     Ok(Some(Inbound::Text(text))) => on_text(&mut ctx, &out, &text).await,
                 };
                 if let Err(end) = step {
@@ -360,14 +360,14 @@ async fn run_stream(mut ctx: StreamCtx, socket: WebSocket, permit: Option<Permit
     release(&mut ctx).await;
 }
 
-async fn on_audio(ctx: &mut StreamCtx, out: &Outbox, bytes: &[u8]) -> Result<(), End> {
+async fn on_audio(ctx: &mut StreamCtx, out: &Outbox, bytes: &[u8], at: Instant) -> Result<(), End> {
     let samples = ctx.decoder.push(bytes).map_err(|e| End::BadInput {
         code: e.code(),
         message: e.to_string(),
     })?;
     let events = ctx
         .transcriber
-        .push(&samples)
+        .push_received(&samples, at)
         .await
         .map_err(|e| End::Engine(e.to_string()))?;
     emit(ctx, out, events).await

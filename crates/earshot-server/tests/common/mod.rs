@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use earshot_core::config::StoreConfig;
-use earshot_server::{Server, ServerConfig, Tenants};
+use earshot_server::{Server, ServerConfig, SpeechStatus, Tenants};
 use earshot_store::{DynStore, MemoryStore, RedisStore};
 use earshot_testsupport::RedisServer;
 use reqwest::{Client, RequestBuilder, Response};
@@ -46,7 +46,7 @@ impl TestApp {
         match backend {
             Backend::Memory => {
                 let store = std::sync::Arc::new(MemoryStore::new(cfg.clone()));
-                Self::start_on(store, None, cfg).await
+                Self::start_on(store, None, cfg, SpeechStatus::Disabled).await
             }
             Backend::Redis => Self::start_on_redis(RedisServer::start(), cfg).await,
         }
@@ -57,10 +57,28 @@ impl TestApp {
         let store = RedisStore::connect(&server.url(), cfg.clone())
             .await
             .expect("connect to the test redis");
-        Self::start_on(std::sync::Arc::new(store), Some(server), cfg).await
+        Self::start_on(
+            std::sync::Arc::new(store),
+            Some(server),
+            cfg,
+            SpeechStatus::Disabled,
+        )
+        .await
     }
 
-    async fn start_on(store: DynStore, redis: Option<RedisServer>, cfg: StoreConfig) -> Self {
+    /// An app with speech recognition, on the embedded store.
+    pub async fn start_speech(speech: SpeechStatus) -> Self {
+        let cfg = store_config();
+        let store = std::sync::Arc::new(MemoryStore::new(cfg.clone()));
+        Self::start_on(store, None, cfg, speech).await
+    }
+
+    async fn start_on(
+        store: DynStore,
+        redis: Option<RedisServer>,
+        cfg: StoreConfig,
+        speech: SpeechStatus,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
         let config = ServerConfig {
@@ -74,7 +92,7 @@ impl TestApp {
             store.clone(),
             tenants,
             config,
-            earshot_server::SpeechStatus::Disabled,
+            speech,
             shutdown.clone(),
         )
         .await
@@ -84,7 +102,7 @@ impl TestApp {
         Self {
             base,
             client: Client::builder()
-                .timeout(Duration::from_secs(20))
+                .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
             store,
