@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let input = std::env::args().nth(1).ok_or("usage: stream <file.wav | ->")?;
+    let input = std::env::args()
+        .nth(1)
+        .ok_or("usage: stream <file.wav | ->")?;
     let base = std::env::var("EARSHOT_URL").unwrap_or_else(|_| "ws://127.0.0.1:8080".into());
     let session = std::env::var("EARSHOT_SESSION")
         .unwrap_or_else(|_| format!("example-{}", std::process::id()));
@@ -40,7 +42,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = format!("{base}/v1/sessions/{session}/stream?sample_rate={rate}&encoding=pcm_s16le");
     let mut req = url.into_client_request()?;
     if let Ok(key) = std::env::var("EARSHOT_API_KEY") {
-        req.headers_mut().insert("authorization", format!("Bearer {key}").parse()?);
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse()?);
     }
     let (ws, _) = tokio_tungstenite::connect_async(req).await?;
     let (mut tx, mut rx) = ws.split();
@@ -52,8 +55,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Message::Text(t) => {
                     let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
                     match v["type"].as_str() {
-                        Some("partial") => eprint!("\r\x1b[2K… {}", v["text"].as_str().unwrap_or("")),
-                        Some("final") => eprintln!("\r\x1b[2K[{}] {}", v["seq"], v["text"].as_str().unwrap_or("")),
+                        Some("partial") => {
+                            eprint!("\r\x1b[2K… {}", v["text"].as_str().unwrap_or(""))
+                        }
+                        Some("final") => eprintln!(
+                            "\r\x1b[2K[{}] {}",
+                            v["seq"],
+                            v["text"].as_str().unwrap_or("")
+                        ),
                         Some("completed") => println!("{}", v["transcript"].as_str().unwrap_or("")),
                         _ => eprintln!("\r\x1b[2K{t}"),
                     }
@@ -79,7 +88,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tick.tick().await;
         tx.send(Message::Binary(buf[..n].to_vec().into())).await?;
     }
-    tx.send(Message::Text(r#"{"type":"finalize"}"#.into())).await?;
+    tx.send(Message::Text(r#"{"type":"finalize"}"#.into()))
+        .await?;
     printer.await?;
     Ok(())
 }
