@@ -10,7 +10,14 @@ fn main() {
     let fallback = args.get(3).map(|v| v == "1").unwrap_or(true);
     let mut cfg = EngineConfig::new(common::model_path().unwrap());
     cfg.threads = threads;
-    cfg.audio_ctx = if margin == 0 { AudioCtx::Full } else { AudioCtx::Adaptive { margin_ms: margin, floor_ms: floor } };
+    cfg.audio_ctx = if margin == 0 {
+        AudioCtx::Full
+    } else {
+        AudioCtx::Adaptive {
+            margin_ms: margin,
+            floor_ms: floor,
+        }
+    };
     let e = Engine::load(cfg).unwrap();
     let mut total = 0.0;
     let mut audio = 0.0;
@@ -18,13 +25,29 @@ fn main() {
     let mut words = 0;
     for (f, r) in common::references() {
         let s = common::load_clip(&f);
-        let t = e.decode(&s, &DecodeOptions { temperature_fallback: fallback, ..Default::default() }).unwrap();
+        let t = e
+            .decode(
+                &s,
+                &DecodeOptions {
+                    temperature_fallback: fallback,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         let text = t.text();
         let (er, n) = common::clip_errors(&f, &r, &text);
-        errs += er; words += n;
+        errs += er;
+        words += n;
         total += t.elapsed.as_secs_f64();
         audio += s.len() as f64 / 16000.0;
-        println!("{f}: ctx={} retry={} {:.3}s dropped={} {:?}", t.audio_ctx, t.retried_full_ctx, t.elapsed.as_secs_f64(), t.dropped_segments, text);
+        println!(
+            "{f}: ctx={} retry={} {:.3}s dropped={} {:?}",
+            t.audio_ctx,
+            t.retried_full_ctx,
+            t.elapsed.as_secs_f64(),
+            t.dropped_segments,
+            text
+        );
     }
     println!("margin={margin} floor={floor} threads={threads} fallback={fallback} rtf={:.3} WER={errs}/{words}", total / audio);
 }
