@@ -168,10 +168,11 @@ async fn streams(ns: &[usize], speed: f64) {
     let audio = Arc::new(audio);
     let audio_s = audio.len() as f64 / 16000.0;
     for &n in ns {
+        let slots = SchedulerConfig::for_threads(e.config().threads).decode_slots;
         let sched = Scheduler::with_config(
             e.clone(),
             SchedulerConfig {
-                decode_slots: 1,
+                decode_slots: slots,
                 max_streams: n,
             },
         );
@@ -205,7 +206,8 @@ async fn streams(ns: &[usize], speed: f64) {
         }
         let max_lag = lags.iter().max().copied().unwrap_or_default();
         println!(
-            "streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} WER mean={:.1}% max={:.1}%",
+            "threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} WER mean={:.1}% max={:.1}%",
+            e.config().threads,
             pct(&mut fl.clone(), 0.5),
             pct(&mut fl, 0.95),
             fl.len(),

@@ -444,6 +444,7 @@ impl Engine {
         for seg in state.as_iter() {
             let no_speech = seg.no_speech_probability();
             let mut words: Vec<Word> = Vec::new();
+            #[allow(clippy::type_complexity)]
             let mut cur: Option<(Vec<u8>, i64, i64, f32, usize)> = None;
             let mut logp_sum = 0.0f32;
             let mut n_text = 0usize;
@@ -500,6 +501,22 @@ impl Engine {
                 if !no_content {
                     tracing::debug!(%text, no_speech, avg_logprob, "dropping segment (hallucination guard)");
                 }
+                dropped += 1;
+                continue;
+            }
+            // A phrase of 3+ words said twice in a row is almost always whisper echoing itself
+            // (it happens when a short window ends in silence): keep one copy.
+            let (words, text) = if collapse_repeats(&mut words) {
+                let t = crate::streaming::join_words(&words);
+                (words, t)
+            } else {
+                (words, text)
+            };
+            let prev_same = kept.last().is_some_and(|p: &Segment| {
+                p.words.len() >= 3 && norm_text(&p.text) == norm_text(&text)
+            });
+            if prev_same {
+                repetitive += 1;
                 dropped += 1;
                 continue;
             }
@@ -574,6 +591,39 @@ pub fn norm_word(w: &str) -> String {
         .collect()
 }
 
+/// Normalised words of a text joined by spaces (for equality tests).
+pub fn norm_text(text: &str) -> String {
+    text.split_whitespace()
+        .map(norm_word)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Remove immediate repeats of phrases of 3 or more words ("seven of clubs seven of clubs"
+/// -> "seven of clubs"). Returns true if anything was removed.
+pub fn collapse_repeats(words: &mut Vec<Word>) -> bool {
+    let mut changed = false;
+    let mut n = 6;
+    while n >= 3 {
+        let mut i = 0;
+        while i + 2 * n <= words.len() {
+            let same = (0..n).all(|k| {
+                let a = norm_word(&words[i + k].text);
+                !a.is_empty() && a == norm_word(&words[i + n + k].text)
+            });
+            if same {
+                words.drain(i + n..i + 2 * n);
+                changed = true;
+            } else {
+                i += 1;
+            }
+        }
+        n -= 1;
+    }
+    changed
+}
+
 /// True when some n-gram (n = 1..=4) occurs more than `max_repeats` times in a row, the
 /// classic whisper loop ("thank you thank you thank you ...").
 pub fn is_repetitive(text: &str, max_repeats: usize) -> bool {
@@ -617,6 +667,27 @@ mod tests {
         ));
         assert!(is_repetitive("a a a a a", 3));
         assert!(!is_repetitive("no no no", 3));
+    }
+
+    fn words(s: &str) -> Vec<Word> {
+        s.split_whitespace()
+            .map(|t| Word {
+                text: t.into(),
+                start_ms: 0,
+                end_ms: 0,
+                prob: 1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn repeats_collapse() {
+        let mut w = words("7 of Clubs. 7 of Clubs.");
+        assert!(collapse_repeats(&mut w));
+        assert_eq!(crate::streaming::join_words(&w), "7 of Clubs.");
+        let mut w = words("five five go forward");
+        assert!(!collapse_repeats(&mut w));
+        assert_eq!(w.len(), 4);
     }
 
     #[test]

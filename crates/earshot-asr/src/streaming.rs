@@ -320,7 +320,9 @@ impl StreamingTranscriber {
         let t = self.sched.decode(self.buf.clone(), opts).await?;
         self.stats.decodes += 1;
         self.stats.decode_time += t0.elapsed();
-        Ok(t.segments.into_iter().flat_map(|s| s.words).collect())
+        let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();
+        crate::engine::collapse_repeats(&mut words);
+        Ok(words)
     }
 
     /// Remove from `new` the words already committed (LocalAgreement's `insert`).
@@ -329,14 +331,14 @@ impl StreamingTranscriber {
         if c.is_empty() {
             return new;
         }
-        // Usual case: the decode starts with exactly the committed words.
-        if new.len() >= c.len()
-            && new
-                .iter()
-                .zip(c)
-                .all(|(a, b)| norm_word(&a.text) == norm_word(&b.text))
-        {
-            new.drain(..c.len());
+        // The window starts where the committed words start, so a new decode begins with
+        // them again, possibly revised ("close" -> "clubs") or with a word more or less:
+        // align the committed words to a prefix of the new decode by edit distance.
+        let cw: Vec<String> = c.iter().map(|w| norm_word(&w.text)).collect();
+        let nw: Vec<String> = new.iter().map(|w| norm_word(&w.text)).collect();
+        let (k, dist) = aligned_prefix(&cw, &nw);
+        if dist <= (cw.len() / 2).max(1) {
+            new.drain(..k);
             return new;
         }
         // Otherwise by time, then by n-gram overlap with the committed tail (whisper_streaming).
@@ -576,6 +578,30 @@ impl StreamingTranscriber {
     }
 }
 
+/// The prefix `new[..k]` that best matches `committed` (word edit distance; ties go to the `k`
+/// closest to `committed.len()`), and that distance.
+pub fn aligned_prefix(committed: &[String], new: &[String]) -> (usize, usize) {
+    let m = committed.len();
+    // prev[j] = distance(committed[..i], new[..j])
+    let mut prev: Vec<usize> = (0..=new.len()).collect();
+    for i in 1..=m {
+        let mut cur = vec![i; new.len() + 1];
+        for j in 1..=new.len() {
+            let sub = prev[j - 1] + usize::from(committed[i - 1] != new[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        prev = cur;
+    }
+    let mut best = (0usize, usize::MAX);
+    for (k, d) in prev.iter().enumerate() {
+        let closer = k.abs_diff(m) < best.0.abs_diff(m);
+        if *d < best.1 || (*d == best.1 && closer) {
+            best = (k, *d);
+        }
+    }
+    best
+}
+
 /// Join words with single spaces.
 pub fn join_words(words: &[Word]) -> String {
     let mut s = String::new();
@@ -590,4 +616,25 @@ pub fn join_words(words: &[Word]) -> String {
         s.push_str(t);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aligned_prefix;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn alignment() {
+        assert_eq!(
+            aligned_prefix(&v("ten of close"), &v("ten of clubs seven of clubs")),
+            (3, 1)
+        );
+        assert_eq!(aligned_prefix(&v("a b c"), &v("a b c d")), (3, 0));
+        assert_eq!(aligned_prefix(&v("a b c"), &v("a x b c d")), (4, 1));
+        assert_eq!(aligned_prefix(&v("a b c"), &v("c d e")), (1, 2));
+        assert_eq!(aligned_prefix(&v("a b"), &v("")), (0, 2));
+    }
 }
