@@ -45,6 +45,10 @@ pub struct StreamConfig {
     pub preroll_ms: u64,
     /// Emit partials.
     pub partials: bool,
+    /// Utterances separated by less silence than this are decoded in one window, so whisper
+    /// hears the previous words again (its own context makes it markedly more accurate than
+    /// a text prompt alone); after a longer pause the window restarts.
+    pub context_gap_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -55,6 +59,7 @@ impl Default for StreamConfig {
             max_window_ms: 15_000,
             preroll_ms: 300,
             partials: true,
+            context_gap_ms: 3_000,
         }
     }
 }
@@ -226,7 +231,7 @@ impl StreamingTranscriber {
                 match ev {
                     VadEvent::SpeechStarted { at_ms } => self.on_speech_started(at_ms, &mut events),
                     VadEvent::UtteranceEnd { at_ms } => {
-                        self.finalize_window(&mut events).await?;
+                        self.finalize_utterance(&mut events).await?;
                         events.push(StreamEvent::UtteranceEnd { at_ms });
                         self.in_utterance = false;
                     }
@@ -280,8 +285,18 @@ impl StreamingTranscriber {
     }
 
     fn trim_idle(&mut self) {
-        if !self.hypothesis.is_empty() || !self.committed_in_window.is_empty() {
+        if !self.hypothesis.is_empty() {
             return;
+        }
+        if !self.committed_in_window.is_empty() {
+            // Keep the previous utterance as context unless the pause got long.
+            let silent_ms = (self.total / SPM).saturating_sub(self.vad.last_voiced_end_ms());
+            if silent_ms < self.cfg.context_gap_ms
+                && (self.buf.len() as u64) < self.cfg.max_window_ms * SPM
+            {
+                return;
+            }
+            self.retire_committed();
         }
         // Pre-roll plus the VAD's start window (the start is reported up to that far back).
         let keep = (self.cfg.preroll_ms + 30 * self.cfg.vad.start_window_frames as u64 + 60) * SPM;
@@ -379,8 +394,27 @@ impl StreamingTranscriber {
         Ok(())
     }
 
-    /// Decode the window one last time and commit everything (utterance end, flush, finish).
+    /// Utterance end: commit everything, but keep the window (and its committed words) as
+    /// context for the next utterance (see [`StreamConfig::context_gap_ms`]).
+    async fn finalize_utterance(
+        &mut self,
+        events: &mut Vec<StreamEvent>,
+    ) -> Result<(), EngineError> {
+        self.commit_all(events).await?;
+        self.last_decode_at = self.total;
+        Ok(())
+    }
+
+    /// Decode the window one last time, commit everything and restart the window (flush,
+    /// finish).
     async fn finalize_window(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
+        self.commit_all(events).await?;
+        // The window restarts after this point.
+        self.move_window_past_committed(self.total);
+        Ok(())
+    }
+
+    async fn commit_all(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
         let has_something = self.in_utterance || !self.hypothesis.is_empty();
         if has_something && !self.buf.is_empty() {
             let commit = match self.run_decode().await {
@@ -405,18 +439,22 @@ impl StreamingTranscriber {
             self.commit(h, events);
         }
         self.emit_partial(events);
-        // The window restarts after this point.
-        self.move_window_past_committed(self.total);
         Ok(())
     }
 
     /// Committed words leave the window: they become prompt context.
     fn retire_committed(&mut self) {
-        if self.committed_in_window.is_empty() {
+        self.retire_first(self.committed_in_window.len());
+    }
+
+    /// The first `n` committed words leave the window.
+    fn retire_first(&mut self, n: usize) {
+        let n = n.min(self.committed_in_window.len());
+        if n == 0 {
             return;
         }
-        let text = join_words(&self.committed_in_window);
-        self.committed_in_window.clear();
+        let gone: Vec<Word> = self.committed_in_window.drain(..n).collect();
+        let text = join_words(&gone);
         if !self.prompt_text.is_empty() {
             self.prompt_text.push(' ');
         }
@@ -433,7 +471,13 @@ impl StreamingTranscriber {
     fn move_window_past_committed(&mut self, to_sample: u64) {
         self.retire_committed();
         self.hypothesis.clear();
-        let keep = self.cfg.preroll_ms * SPM;
+        // Mid-utterance (a flush while someone speaks) the audio before this point is all
+        // committed: keeping a pre-roll would decode its last word a second time.
+        let keep = if self.in_utterance {
+            0
+        } else {
+            self.cfg.preroll_ms * SPM
+        };
         self.trim_to(to_sample.saturating_sub(keep).max(self.buf_start));
         // Anything before the new window start is committed context for the prompt.
         self.last_decode_at = self.total;
@@ -532,14 +576,28 @@ impl StreamingTranscriber {
             let old: Vec<Word> = self.hypothesis.drain(..n_old).collect();
             self.commit(old, events);
         }
-        let cut = self
+        // Cut after the last committed word that ends before the target (keeping the
+        // most recent committed words as context), else after the last committed word.
+        let before_target = self
             .committed_in_window
-            .last()
-            .map(|w| (w.end_ms.max(0) as u64) * SPM)
-            .unwrap_or(target)
-            .min(self.total);
+            .iter()
+            .rposition(|w| (w.end_ms.max(0) as u64) * SPM <= target);
+        let (n_retire, cut) = match before_target {
+            Some(i) => (
+                i + 1,
+                (self.committed_in_window[i].end_ms.max(0) as u64) * SPM,
+            ),
+            None => (
+                self.committed_in_window.len(),
+                self.committed_in_window
+                    .last()
+                    .map(|w| (w.end_ms.max(0) as u64) * SPM)
+                    .unwrap_or(target),
+            ),
+        };
+        let cut = cut.min(self.total);
         let cut = if cut <= self.buf_start { target } else { cut };
-        self.retire_committed();
+        self.retire_first(n_retire);
         self.trim_to(cut);
         // Words of the hypothesis that began before the cut are partly gone: drop them.
         let cut_ms = (cut / SPM) as i64;
