@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// TTL of cached completed transcripts (clamped to 1-60 min).
     #[arg(long, env = "EARSHOT_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
+    /// How often store figures (memory, evictions, stream length, consumer-group lag) are
+    /// polled into /metrics.
+    #[arg(long, env = "EARSHOT_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
     /// How long shutdown waits for in-flight requests and streams.
     #[arg(long, env = "EARSHOT_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -130,6 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_upload_bytes: args.max_upload_bytes,
         store: store_cfg,
         grace_period: args.shutdown_grace,
+        stats_interval: args.stats_interval.max(Duration::from_millis(100)),
         ..ServerConfig::default()
     };
     let speech = load_speech(&args).await;
