@@ -144,6 +144,8 @@ pub async fn stream(
         )
     })?;
     let speech = state.speech.ready()?;
+    // Per-tenant live stream limit (429 before upgrading); released when the task ends.
+    let slot = state.limits.acquire_stream(&tenant)?;
     let decoder =
         StreamDecoder::new(params.encoding, params.sample_rate).map_err(audio_api_error)?;
 
@@ -209,7 +211,12 @@ pub async fn stream(
     let tasks = state.tasks.clone();
     Ok(ws
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| tasks.track_future(run_stream(ctx, socket, permit))))
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                let _slot = slot;
+                run_stream(ctx, socket, permit).await
+            })
+        }))
 }
 
 /// Maps an audio error to 415 (format) or 422 (values).

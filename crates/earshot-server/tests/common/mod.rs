@@ -37,6 +37,15 @@ pub fn store_config() -> StoreConfig {
     }
 }
 
+/// The server settings every harness app starts from.
+pub fn test_server_config() -> ServerConfig {
+    ServerConfig {
+        store: store_config(),
+        max_json_body: 128 * 1024,
+        ..ServerConfig::default()
+    }
+}
+
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, store_config()).await
@@ -61,20 +70,42 @@ impl TestApp {
     }
 
     async fn start_on(store: DynStore, redis: Option<RedisServer>, cfg: StoreConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let shutdown = CancellationToken::new();
         let config = ServerConfig {
             store: cfg,
-            max_json_body: 128 * 1024,
-            ..ServerConfig::default()
+            ..test_server_config()
         };
+        Self::start_custom(store, redis, config, earshot_server::SpeechStatus::Disabled).await
+    }
+
+    /// An app on the embedded store with the given server settings (limits, sizes).
+    pub async fn start_with_config(config: ServerConfig) -> Self {
+        Self::start_with_speech(config, earshot_server::SpeechStatus::Disabled).await
+    }
+
+    /// An app on the embedded store with the given settings and speech engine.
+    pub async fn start_with_speech(
+        config: ServerConfig,
+        speech: earshot_server::SpeechStatus,
+    ) -> Self {
+        let store = std::sync::Arc::new(MemoryStore::new(config.store.clone()));
+        Self::start_custom(store, None, config, speech).await
+    }
+
+    async fn start_custom(
+        store: DynStore,
+        redis: Option<RedisServer>,
+        config: ServerConfig,
+        speech: earshot_server::SpeechStatus,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = CancellationToken::new();
         let tenants = Tenants::parse(&format!("acme:{ACME},globex:{GLOBEX}")).unwrap();
         let server = Server::start(
             listener,
             store.clone(),
             tenants,
             config,
-            earshot_server::SpeechStatus::Disabled,
+            speech,
             shutdown.clone(),
         )
         .await

@@ -80,6 +80,16 @@ pub struct ServeArgs {
     pub sink: Vec<SinkSpec>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+    /// Sustained requests per second per tenant on /v1 routes (429 `rate_limited` with
+    /// Retry-After above it); 0 = unlimited (the default: size it to your tenants).
+    #[arg(long, env = "EARSHOT_TENANT_RPS", default_value_t = 0)]
+    pub tenant_rps: u32,
+    /// Requests a tenant may send at once above --tenant-rps; 0 = one second's worth.
+    #[arg(long, env = "EARSHOT_TENANT_BURST", default_value_t = 0)]
+    pub tenant_burst: u32,
+    /// Live WebSocket audio streams per tenant (429 `too_many_streams` above); 0 = unlimited.
+    #[arg(long, env = "EARSHOT_TENANT_MAX_STREAMS", default_value_t = earshot_server::limits::DEFAULT_TENANT_MAX_STREAMS)]
+    pub tenant_max_streams: usize,
 }
 
 impl ServeArgs {
@@ -130,6 +140,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_upload_bytes: args.max_upload_bytes,
         store: store_cfg,
         grace_period: args.shutdown_grace,
+        limits: earshot_server::limits::LimitsConfig {
+            tenant_rps: args.tenant_rps,
+            tenant_burst: args.tenant_burst,
+            tenant_max_streams: args.tenant_max_streams,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let speech = load_speech(&args).await;
