@@ -47,9 +47,8 @@ pub struct StreamQuery {
     pub resume_after_seq: Option<String>,
     pub language: Option<String>,
     pub endpointing_ms: Option<String>,
-    /// Consumed by the `Tenant` extractor.
-    #[allow(dead_code)]
-    pub api_key: Option<String>,
+    // `api_key` is read by the `Tenant` extractor only: keeping it out of this `Debug`
+    // struct keeps it out of any log line that prints the query.
 }
 
 /// Validated stream parameters.
