@@ -203,7 +203,9 @@ fn decode_wav_hound(bytes: &[u8]) -> Result<RawPcm, WavOutcome> {
     let reader = match hound::WavReader::new(Cursor::new(bytes)) {
         Ok(r) => r,
         Err(hound::Error::Unsupported) => return Err(WavOutcome::NotForHound),
-        Err(hound::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        // Reading from memory, an I/O error can only mean "ran out of bytes" (hound reports
+        // short reads as ErrorKind::Other).
+        Err(hound::Error::IoError(_)) => {
             return Err(WavOutcome::Fail(AudioError::TruncatedHeader(
                 "the WAV header ends before its data chunk".into(),
             )))
@@ -280,7 +282,7 @@ fn read_hound_samples(
 
 fn handle_tail_error(e: hound::Error, read_so_far: usize) -> Result<(), AudioError> {
     match e {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+        hound::Error::IoError(_) => {
             if read_so_far == 0 {
                 Err(AudioError::Empty)
             } else {
@@ -543,7 +545,8 @@ impl StreamResampler {
             produced = &produced[t..];
             self.to_trim -= t;
         }
-        out.extend_from_slice(produced);
+        // Sinc ringing on full-scale input can overshoot; whisper and the VAD expect [-1, 1].
+        out.extend(produced.iter().map(|v| v.clamp(-1.0, 1.0)));
         Ok(())
     }
 

@@ -79,8 +79,8 @@ impl AudioCtx {
 impl Default for AudioCtx {
     fn default() -> Self {
         AudioCtx::Adaptive {
-            margin_ms: 2000,
-            floor_ms: 5000,
+            margin_ms: 3000,
+            floor_ms: 10_000,
         }
     }
 }
@@ -184,8 +184,10 @@ pub struct Transcript {
     pub skipped_silence: bool,
     /// Segments removed by the hallucination guards.
     pub dropped_segments: usize,
-    /// The `audio_ctx` used.
+    /// The `audio_ctx` used (1500 = full).
     pub audio_ctx: usize,
+    /// The short-context decode looked degenerate and was redone with the full context.
+    pub retried_full_ctx: bool,
 }
 
 impl Transcript {
@@ -341,8 +343,40 @@ impl Engine {
         } else {
             self.cfg.audio_ctx.frames_for(padded.len())
         };
-        out.audio_ctx = audio_ctx;
+        let t0 = Instant::now();
+        let mut run = self.run_whisper(&padded, opts, audio_ctx, audio_ms as i64)?;
+        // A shortened context sometimes sends tiny.en into a loop (a segment that runs into
+        // the token cap, or one our repetition check drops). Whisper was trained on 30 s
+        // windows: redo that decode with the full context rather than return garbage.
+        if audio_ctx < FULL_AUDIO_CTX && (run.hit_token_cap || run.repetitive > 0) {
+            tracing::debug!(
+                audio_ctx,
+                "degenerate output with a short audio_ctx; retrying with the full context"
+            );
+            metrics::counter!("earshot_asr_full_context_retries_total").increment(1);
+            run = self.run_whisper(&padded, opts, FULL_AUDIO_CTX, audio_ms as i64)?;
+            out.retried_full_ctx = true;
+            out.audio_ctx = FULL_AUDIO_CTX;
+        } else {
+            out.audio_ctx = audio_ctx;
+        }
+        out.elapsed = t0.elapsed();
+        out.segments = run.segments;
+        out.dropped_segments = run.dropped;
+        if audio_ms > 0 {
+            metrics::histogram!("earshot_asr_realtime_factor")
+                .record(out.elapsed.as_secs_f64() / (audio_ms as f64 / 1000.0));
+        }
+        Ok(out)
+    }
 
+    fn run_whisper(
+        &self,
+        padded: &[f32],
+        opts: &DecodeOptions,
+        audio_ctx: usize,
+        audio_ms: i64,
+    ) -> Result<Run, EngineError> {
         let strategy = if self.cfg.beam_size > 1 {
             SamplingStrategy::BeamSearch {
                 beam_size: self.cfg.beam_size as i32,
@@ -370,6 +404,10 @@ impl Engine {
         if !opts.temperature_fallback {
             params.set_temperature_inc(0.0);
         }
+        // Bound a looping decoder: nobody says more than ~5 tokens/s for long.
+        let secs = padded.len() / TARGET_RATE as usize + 1;
+        let max_tokens = (40 + 6 * secs).min(200);
+        params.set_max_tokens(max_tokens as i32);
         params.set_audio_ctx(if audio_ctx >= FULL_AUDIO_CTX {
             0
         } else {
@@ -383,37 +421,30 @@ impl Engine {
         if let Some(p) = &prompt {
             params.set_initial_prompt(p);
         }
-
         let mut state = self.take_state()?;
-        let t0 = Instant::now();
-        let res = state.full(params, &padded);
-        out.elapsed = t0.elapsed();
-        if let Err(e) = res {
+        if let Err(e) = state.full(params, padded) {
             // A failed state may hold garbage: do not return it to the pool.
             return Err(EngineError::Decode(e.to_string()));
         }
-        let (segments, dropped) = self.collect(&state, opts.offset_ms, audio_ms as i64);
+        let hit_token_cap = state
+            .as_iter()
+            .any(|seg| seg.n_tokens() as usize >= max_tokens);
+        let run = self.collect(&state, opts.offset_ms, audio_ms);
         self.give_back(state);
-        out.segments = segments;
-        out.dropped_segments = dropped;
-        if audio_ms > 0 {
-            metrics::histogram!("earshot_asr_realtime_factor")
-                .record(out.elapsed.as_secs_f64() / (audio_ms as f64 / 1000.0));
-        }
-        Ok(out)
+        Ok(Run {
+            hit_token_cap,
+            ..run
+        })
     }
 
-    fn collect(
-        &self,
-        state: &WhisperState,
-        offset_ms: i64,
-        audio_ms: i64,
-    ) -> (Vec<Segment>, usize) {
+    fn collect(&self, state: &WhisperState, offset_ms: i64, audio_ms: i64) -> Run {
         let mut kept = Vec::new();
         let mut dropped = 0;
+        let mut repetitive = 0;
         for seg in state.as_iter() {
             let no_speech = seg.no_speech_probability();
             let mut words: Vec<Word> = Vec::new();
+            #[allow(clippy::type_complexity)]
             let mut cur: Option<(Vec<u8>, i64, i64, f32, usize)> = None;
             let mut logp_sum = 0.0f32;
             let mut n_text = 0usize;
@@ -462,10 +493,30 @@ impl Engine {
             let unlikely = (no_speech > self.cfg.no_speech_thold
                 && avg_logprob < self.cfg.logprob_thold)
                 || avg_logprob < self.cfg.hard_logprob_floor;
-            if no_content || unlikely || is_repetitive(&text, self.cfg.max_ngram_repeats) {
+            let looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
+            if looped {
+                repetitive += 1;
+            }
+            if no_content || unlikely || looped {
                 if !no_content {
                     tracing::debug!(%text, no_speech, avg_logprob, "dropping segment (hallucination guard)");
                 }
+                dropped += 1;
+                continue;
+            }
+            // A phrase of 3+ words said twice in a row is almost always whisper echoing itself
+            // (it happens when a short window ends in silence): keep one copy.
+            let (words, text) = if collapse_repeats(&mut words) {
+                let t = crate::streaming::join_words(&words);
+                (words, t)
+            } else {
+                (words, text)
+            };
+            let prev_same = kept.last().is_some_and(|p: &Segment| {
+                p.words.len() >= 3 && norm_text(&p.text) == norm_text(&text)
+            });
+            if prev_same {
+                repetitive += 1;
                 dropped += 1;
                 continue;
             }
@@ -480,8 +531,21 @@ impl Engine {
                 avg_logprob,
             });
         }
-        (kept, dropped)
+        Run {
+            segments: kept,
+            dropped,
+            repetitive,
+            hit_token_cap: false,
+        }
     }
+}
+
+/// One whisper run's kept segments and guard counters.
+struct Run {
+    segments: Vec<Segment>,
+    dropped: usize,
+    repetitive: usize,
+    hit_token_cap: bool,
 }
 
 fn push_word(
@@ -525,6 +589,39 @@ pub fn norm_word(w: &str) -> String {
         .filter(|c| c.is_alphanumeric() || *c == '\'')
         .flat_map(|c| c.to_lowercase())
         .collect()
+}
+
+/// Normalised words of a text joined by spaces (for equality tests).
+pub fn norm_text(text: &str) -> String {
+    text.split_whitespace()
+        .map(norm_word)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Remove immediate repeats of phrases of 3 or more words ("seven of clubs seven of clubs"
+/// -> "seven of clubs"). Returns true if anything was removed.
+pub fn collapse_repeats(words: &mut Vec<Word>) -> bool {
+    let mut changed = false;
+    let mut n = 6;
+    while n >= 3 {
+        let mut i = 0;
+        while i + 2 * n <= words.len() {
+            let same = (0..n).all(|k| {
+                let a = norm_word(&words[i + k].text);
+                !a.is_empty() && a == norm_word(&words[i + n + k].text)
+            });
+            if same {
+                words.drain(i + n..i + 2 * n);
+                changed = true;
+            } else {
+                i += 1;
+            }
+        }
+        n -= 1;
+    }
+    changed
 }
 
 /// True when some n-gram (n = 1..=4) occurs more than `max_repeats` times in a row, the
@@ -572,6 +669,27 @@ mod tests {
         assert!(!is_repetitive("no no no", 3));
     }
 
+    fn words(s: &str) -> Vec<Word> {
+        s.split_whitespace()
+            .map(|t| Word {
+                text: t.into(),
+                start_ms: 0,
+                end_ms: 0,
+                prob: 1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn repeats_collapse() {
+        let mut w = words("7 of Clubs. 7 of Clubs.");
+        assert!(collapse_repeats(&mut w));
+        assert_eq!(crate::streaming::join_words(&w), "7 of Clubs.");
+        let mut w = words("five five go forward");
+        assert!(!collapse_repeats(&mut w));
+        assert_eq!(w.len(), 4);
+    }
+
     #[test]
     fn prompt_cap() {
         assert_eq!(cap_prompt("hello world", 100), "hello world");
@@ -587,6 +705,8 @@ mod tests {
         };
         assert_eq!(a.frames_for(16000), 256); // 1 s -> floor 250 -> 256
         assert_eq!(a.frames_for(16000 * 10), 640); // 10 s + 2 s = 600 -> 640
+        assert_eq!(AudioCtx::default().frames_for(16000 * 3), 512); // floor 10 s
+        assert_eq!(AudioCtx::default().frames_for(16000 * 12), 768); // 15 s
         assert_eq!(a.frames_for(16000 * 40), 1500);
         assert_eq!(AudioCtx::Full.frames_for(1), 1500);
     }

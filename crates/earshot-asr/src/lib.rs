@@ -57,6 +57,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod audio;
 pub mod batch;
 pub mod engine;

@@ -45,6 +45,10 @@ pub struct StreamConfig {
     pub preroll_ms: u64,
     /// Emit partials.
     pub partials: bool,
+    /// Utterances separated by less silence than this are decoded in one window, so whisper
+    /// hears the previous words again (its own context makes it markedly more accurate than
+    /// a text prompt alone); after a longer pause the window restarts.
+    pub context_gap_ms: u64,
 }
 
 impl Default for StreamConfig {
@@ -55,6 +59,7 @@ impl Default for StreamConfig {
             max_window_ms: 15_000,
             preroll_ms: 300,
             partials: true,
+            context_gap_ms: 3_000,
         }
     }
 }
@@ -195,13 +200,23 @@ impl StreamingTranscriber {
 
     /// Push 16 kHz mono samples (any amount); returns the events they caused, in order.
     pub async fn push(&mut self, samples: &[f32]) -> Result<Vec<StreamEvent>, EngineError> {
+        self.push_received(samples, Instant::now()).await
+    }
+
+    /// [`push`](Self::push) with the time the audio was received (e.g. when the WebSocket
+    /// frame arrived, if it waited in a queue while a decode ran), so latencies are measured
+    /// from the real arrival.
+    pub async fn push_received(
+        &mut self,
+        samples: &[f32],
+        received_at: Instant,
+    ) -> Result<Vec<StreamEvent>, EngineError> {
         let mut events = Vec::new();
         if samples.is_empty() {
             return Ok(events);
         }
-        let now = Instant::now();
         self.arrivals
-            .push_back((self.total + samples.len() as u64, now));
+            .push_back((self.total + samples.len() as u64, received_at));
         let mut rest = samples;
         while !rest.is_empty() {
             // Feed up to the next VAD frame boundary so events are handled in stream order.
@@ -216,7 +231,7 @@ impl StreamingTranscriber {
                 match ev {
                     VadEvent::SpeechStarted { at_ms } => self.on_speech_started(at_ms, &mut events),
                     VadEvent::UtteranceEnd { at_ms } => {
-                        self.finalize_window(&mut events).await?;
+                        self.finalize_utterance(&mut events).await?;
                         events.push(StreamEvent::UtteranceEnd { at_ms });
                         self.in_utterance = false;
                     }
@@ -270,8 +285,18 @@ impl StreamingTranscriber {
     }
 
     fn trim_idle(&mut self) {
-        if !self.hypothesis.is_empty() || !self.committed_in_window.is_empty() {
+        if !self.hypothesis.is_empty() {
             return;
+        }
+        if !self.committed_in_window.is_empty() {
+            // Keep the previous utterance as context unless the pause got long.
+            let silent_ms = (self.total / SPM).saturating_sub(self.vad.last_voiced_end_ms());
+            if silent_ms < self.cfg.context_gap_ms
+                && (self.buf.len() as u64) < self.cfg.max_window_ms * SPM
+            {
+                return;
+            }
+            self.retire_committed();
         }
         // Pre-roll plus the VAD's start window (the start is reported up to that far back).
         let keep = (self.cfg.preroll_ms + 30 * self.cfg.vad.start_window_frames as u64 + 60) * SPM;
@@ -310,7 +335,9 @@ impl StreamingTranscriber {
         let t = self.sched.decode(self.buf.clone(), opts).await?;
         self.stats.decodes += 1;
         self.stats.decode_time += t0.elapsed();
-        Ok(t.segments.into_iter().flat_map(|s| s.words).collect())
+        let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();
+        crate::engine::collapse_repeats(&mut words);
+        Ok(words)
     }
 
     /// Remove from `new` the words already committed (LocalAgreement's `insert`).
@@ -319,14 +346,14 @@ impl StreamingTranscriber {
         if c.is_empty() {
             return new;
         }
-        // Usual case: the decode starts with exactly the committed words.
-        if new.len() >= c.len()
-            && new
-                .iter()
-                .zip(c)
-                .all(|(a, b)| norm_word(&a.text) == norm_word(&b.text))
-        {
-            new.drain(..c.len());
+        // The window starts where the committed words start, so a new decode begins with
+        // them again, possibly revised ("close" -> "clubs") or with a word more or less:
+        // align the committed words to a prefix of the new decode by edit distance.
+        let cw: Vec<String> = c.iter().map(|w| norm_word(&w.text)).collect();
+        let nw: Vec<String> = new.iter().map(|w| norm_word(&w.text)).collect();
+        let (k, dist) = aligned_prefix(&cw, &nw);
+        if dist <= (cw.len() / 2).max(1) {
+            new.drain(..k);
             return new;
         }
         // Otherwise by time, then by n-gram overlap with the committed tail (whisper_streaming).
@@ -367,8 +394,27 @@ impl StreamingTranscriber {
         Ok(())
     }
 
-    /// Decode the window one last time and commit everything (utterance end, flush, finish).
+    /// Utterance end: commit everything, but keep the window (and its committed words) as
+    /// context for the next utterance (see [`StreamConfig::context_gap_ms`]).
+    async fn finalize_utterance(
+        &mut self,
+        events: &mut Vec<StreamEvent>,
+    ) -> Result<(), EngineError> {
+        self.commit_all(events).await?;
+        self.last_decode_at = self.total;
+        Ok(())
+    }
+
+    /// Decode the window one last time, commit everything and restart the window (flush,
+    /// finish).
     async fn finalize_window(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
+        self.commit_all(events).await?;
+        // The window restarts after this point.
+        self.move_window_past_committed(self.total);
+        Ok(())
+    }
+
+    async fn commit_all(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
         let has_something = self.in_utterance || !self.hypothesis.is_empty();
         if has_something && !self.buf.is_empty() {
             let commit = match self.run_decode().await {
@@ -393,18 +439,22 @@ impl StreamingTranscriber {
             self.commit(h, events);
         }
         self.emit_partial(events);
-        // The window restarts after this point.
-        self.move_window_past_committed(self.total);
         Ok(())
     }
 
     /// Committed words leave the window: they become prompt context.
     fn retire_committed(&mut self) {
-        if self.committed_in_window.is_empty() {
+        self.retire_first(self.committed_in_window.len());
+    }
+
+    /// The first `n` committed words leave the window.
+    fn retire_first(&mut self, n: usize) {
+        let n = n.min(self.committed_in_window.len());
+        if n == 0 {
             return;
         }
-        let text = join_words(&self.committed_in_window);
-        self.committed_in_window.clear();
+        let gone: Vec<Word> = self.committed_in_window.drain(..n).collect();
+        let text = join_words(&gone);
         if !self.prompt_text.is_empty() {
             self.prompt_text.push(' ');
         }
@@ -421,7 +471,13 @@ impl StreamingTranscriber {
     fn move_window_past_committed(&mut self, to_sample: u64) {
         self.retire_committed();
         self.hypothesis.clear();
-        let keep = self.cfg.preroll_ms * SPM;
+        // Mid-utterance (a flush while someone speaks) the audio before this point is all
+        // committed: keeping a pre-roll would decode its last word a second time.
+        let keep = if self.in_utterance {
+            0
+        } else {
+            self.cfg.preroll_ms * SPM
+        };
         self.trim_to(to_sample.saturating_sub(keep).max(self.buf_start));
         // Anything before the new window start is committed context for the prompt.
         self.last_decode_at = self.total;
@@ -520,14 +576,28 @@ impl StreamingTranscriber {
             let old: Vec<Word> = self.hypothesis.drain(..n_old).collect();
             self.commit(old, events);
         }
-        let cut = self
+        // Cut after the last committed word that ends before the target (keeping the
+        // most recent committed words as context), else after the last committed word.
+        let before_target = self
             .committed_in_window
-            .last()
-            .map(|w| (w.end_ms.max(0) as u64) * SPM)
-            .unwrap_or(target)
-            .min(self.total);
+            .iter()
+            .rposition(|w| (w.end_ms.max(0) as u64) * SPM <= target);
+        let (n_retire, cut) = match before_target {
+            Some(i) => (
+                i + 1,
+                (self.committed_in_window[i].end_ms.max(0) as u64) * SPM,
+            ),
+            None => (
+                self.committed_in_window.len(),
+                self.committed_in_window
+                    .last()
+                    .map(|w| (w.end_ms.max(0) as u64) * SPM)
+                    .unwrap_or(target),
+            ),
+        };
+        let cut = cut.min(self.total);
         let cut = if cut <= self.buf_start { target } else { cut };
-        self.retire_committed();
+        self.retire_first(n_retire);
         self.trim_to(cut);
         // Words of the hypothesis that began before the cut are partly gone: drop them.
         let cut_ms = (cut / SPM) as i64;
@@ -566,6 +636,30 @@ impl StreamingTranscriber {
     }
 }
 
+/// The prefix `new[..k]` that best matches `committed` (word edit distance; ties go to the `k`
+/// closest to `committed.len()`), and that distance.
+pub fn aligned_prefix(committed: &[String], new: &[String]) -> (usize, usize) {
+    let m = committed.len();
+    // prev[j] = distance(committed[..i], new[..j])
+    let mut prev: Vec<usize> = (0..=new.len()).collect();
+    for i in 1..=m {
+        let mut cur = vec![i; new.len() + 1];
+        for j in 1..=new.len() {
+            let sub = prev[j - 1] + usize::from(committed[i - 1] != new[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        prev = cur;
+    }
+    let mut best = (0usize, usize::MAX);
+    for (k, d) in prev.iter().enumerate() {
+        let closer = k.abs_diff(m) < best.0.abs_diff(m);
+        if *d < best.1 || (*d == best.1 && closer) {
+            best = (k, *d);
+        }
+    }
+    best
+}
+
 /// Join words with single spaces.
 pub fn join_words(words: &[Word]) -> String {
     let mut s = String::new();
@@ -580,4 +674,25 @@ pub fn join_words(words: &[Word]) -> String {
         s.push_str(t);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aligned_prefix;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn alignment() {
+        assert_eq!(
+            aligned_prefix(&v("ten of close"), &v("ten of clubs seven of clubs")),
+            (3, 1)
+        );
+        assert_eq!(aligned_prefix(&v("a b c"), &v("a b c d")), (3, 0));
+        assert_eq!(aligned_prefix(&v("a b c"), &v("a x b c d")), (4, 1));
+        assert_eq!(aligned_prefix(&v("a b c"), &v("c d e")), (1, 2));
+        assert_eq!(aligned_prefix(&v("a b"), &v("")), (0, 2));
+    }
 }
