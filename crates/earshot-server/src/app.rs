@@ -1,4 +1,5 @@
-//! The router: every route of api.md §3, the body limit, panic catching and metrics.
+//! The router: every route of api.md §3, the body limit, per-tenant limits (see
+//! [`crate::limits`]), panic catching and metrics.
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -7,6 +8,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
+use crate::limits;
 use crate::routes::{events, health, openai, sessions, stream};
 use crate::state::AppState;
 
@@ -29,6 +31,12 @@ pub fn router(state: AppState) -> Router {
     let uploads = Router::new()
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .layer(DefaultBodyLimit::max(max_upload));
+    let (v1, uploads) = if state.limits.rate_limited() {
+        let rate = || axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit);
+        (v1.route_layer(rate()), uploads.route_layer(rate()))
+    } else {
+        (v1, uploads)
+    };
     Router::new()
         .merge(v1)
         .merge(uploads)
@@ -37,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::head_limits,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod retention;
@@ -62,6 +63,7 @@ impl Server {
             speech: Arc::new(speech),
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
+            limits: Arc::new(limits::Limits::new(&config.limits)),
         };
         let streams = state.tasks.clone();
         tokio::spawn(hub.run(store.clone(), shutdown.child_token()));

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// Largest upload accepted by `/v1/audio/transcriptions`.
     pub max_upload_bytes: usize,
+    /// Per-tenant rate, stream and request-head limits.
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             stats_interval: Duration::from_secs(5),
             grace_period: Duration::from_secs(10),
             max_upload_bytes: 25 * 1024 * 1024,
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 }
@@ -56,4 +59,6 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Live WebSocket streams, so shutdown can wait for their last finals.
     pub tasks: TaskTracker,
+    /// Per-tenant request rate and live stream counts.
+    pub limits: Arc<crate::limits::Limits>,
 }

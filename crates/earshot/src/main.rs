@@ -4,6 +4,7 @@
 
 mod cmd;
 mod logging;
+mod secret;
 mod signals;
 mod store_select;
 

@@ -47,9 +47,8 @@ pub struct StreamQuery {
     pub resume_after_seq: Option<String>,
     pub language: Option<String>,
     pub endpointing_ms: Option<String>,
-    /// Consumed by the `Tenant` extractor.
-    #[allow(dead_code)]
-    pub api_key: Option<String>,
+    // `api_key` is read by the `Tenant` extractor only: keeping it out of this `Debug`
+    // struct keeps it out of any log line that prints the query.
 }
 
 /// Validated stream parameters.
@@ -144,6 +143,8 @@ pub async fn stream(
         )
     })?;
     let speech = state.speech.ready()?;
+    // Per-tenant live stream limit (429 before upgrading); released when the task ends.
+    let slot = state.limits.acquire_stream(&tenant)?;
     let decoder =
         StreamDecoder::new(params.encoding, params.sample_rate).map_err(audio_api_error)?;
 
@@ -209,7 +210,12 @@ pub async fn stream(
     let tasks = state.tasks.clone();
     Ok(ws
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| tasks.track_future(run_stream(ctx, socket, permit))))
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                let _slot = slot;
+                run_stream(ctx, socket, permit).await
+            })
+        }))
 }
 
 /// Maps an audio error to 415 (format) or 422 (values).

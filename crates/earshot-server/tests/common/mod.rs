@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use earshot_core::config::StoreConfig;
-use earshot_server::{Server, ServerConfig, SpeechStatus, Tenants};
+use earshot_server::{Server, ServerConfig, Tenants};
 use earshot_store::{DynStore, MemoryStore, RedisStore};
 use earshot_testsupport::RedisServer;
 use reqwest::{Client, RequestBuilder, Response};
@@ -37,6 +37,15 @@ pub fn store_config() -> StoreConfig {
     }
 }
 
+/// The server settings every harness app starts from.
+pub fn test_server_config() -> ServerConfig {
+    ServerConfig {
+        store: store_config(),
+        max_json_body: 128 * 1024,
+        ..ServerConfig::default()
+    }
+}
+
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, store_config()).await
@@ -46,7 +55,7 @@ impl TestApp {
         match backend {
             Backend::Memory => {
                 let store = std::sync::Arc::new(MemoryStore::new(cfg.clone()));
-                Self::start_on(store, None, cfg, SpeechStatus::Disabled).await
+                Self::start_on(store, None, cfg).await
             }
             Backend::Redis => Self::start_on_redis(RedisServer::start(), cfg).await,
         }
@@ -57,35 +66,44 @@ impl TestApp {
         let store = RedisStore::connect(&server.url(), cfg.clone())
             .await
             .expect("connect to the test redis");
-        Self::start_on(
-            std::sync::Arc::new(store),
-            Some(server),
-            cfg,
-            SpeechStatus::Disabled,
-        )
-        .await
+        Self::start_on(std::sync::Arc::new(store), Some(server), cfg).await
+    }
+
+    async fn start_on(store: DynStore, redis: Option<RedisServer>, cfg: StoreConfig) -> Self {
+        let config = ServerConfig {
+            store: cfg,
+            ..test_server_config()
+        };
+        Self::start_custom(store, redis, config, earshot_server::SpeechStatus::Disabled).await
     }
 
     /// An app with speech recognition, on the embedded store.
-    pub async fn start_speech(speech: SpeechStatus) -> Self {
-        let cfg = store_config();
-        let store = std::sync::Arc::new(MemoryStore::new(cfg.clone()));
-        Self::start_on(store, None, cfg, speech).await
+    pub async fn start_speech(speech: earshot_server::SpeechStatus) -> Self {
+        Self::start_with_speech(test_server_config(), speech).await
     }
 
-    async fn start_on(
+    /// An app on the embedded store with the given server settings (limits, sizes).
+    pub async fn start_with_config(config: ServerConfig) -> Self {
+        Self::start_with_speech(config, earshot_server::SpeechStatus::Disabled).await
+    }
+
+    /// An app on the embedded store with the given settings and speech engine.
+    pub async fn start_with_speech(
+        config: ServerConfig,
+        speech: earshot_server::SpeechStatus,
+    ) -> Self {
+        let store = std::sync::Arc::new(MemoryStore::new(config.store.clone()));
+        Self::start_custom(store, None, config, speech).await
+    }
+
+    async fn start_custom(
         store: DynStore,
         redis: Option<RedisServer>,
-        cfg: StoreConfig,
-        speech: SpeechStatus,
+        config: ServerConfig,
+        speech: earshot_server::SpeechStatus,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        let config = ServerConfig {
-            store: cfg,
-            max_json_body: 128 * 1024,
-            ..ServerConfig::default()
-        };
         let tenants = Tenants::parse(&format!("acme:{ACME},globex:{GLOBEX}")).unwrap();
         let server = Server::start(
             listener,

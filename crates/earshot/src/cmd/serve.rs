@@ -15,6 +15,7 @@ use earshot_worker::sink::SinkSpec;
 use tokio_util::sync::CancellationToken;
 
 use super::sink_args::DeliveryArgs;
+use crate::secret::Secret;
 use crate::{signals, store_select};
 
 /// Flags of `earshot serve` (each also read from the environment).
@@ -24,14 +25,14 @@ pub struct ServeArgs {
     #[arg(long, env = "EARSHOT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// redis://, rediss:// URL. Unset: the embedded in-memory store.
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
     /// `test` forces the embedded store.
     #[arg(long, env = "ENVIRONMENT")]
     pub environment: Option<String>,
     /// Comma-separated tenant_id:key pairs. Unset: one open tenant `default`, loopback only.
     #[arg(long, env = "EARSHOT_API_KEYS", hide_env_values = true)]
-    pub api_keys: Option<String>,
+    pub api_keys: Option<Secret>,
     /// TTL of every per-session key.
     #[arg(long, env = "EARSHOT_SESSION_TTL", default_value = "86400", value_parser = parse_duration)]
     pub session_ttl: Duration,
@@ -84,6 +85,16 @@ pub struct ServeArgs {
     pub sink: Vec<SinkSpec>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+    /// Sustained requests per second per tenant on /v1 routes (429 `rate_limited` with
+    /// Retry-After above it); 0 = unlimited (the default: size it to your tenants).
+    #[arg(long, env = "EARSHOT_TENANT_RPS", default_value_t = 0)]
+    pub tenant_rps: u32,
+    /// Requests a tenant may send at once above --tenant-rps; 0 = one second's worth.
+    #[arg(long, env = "EARSHOT_TENANT_BURST", default_value_t = 0)]
+    pub tenant_burst: u32,
+    /// Live WebSocket audio streams per tenant (429 `too_many_streams` above); 0 = unlimited.
+    #[arg(long, env = "EARSHOT_TENANT_MAX_STREAMS", default_value_t = earshot_server::limits::DEFAULT_TENANT_MAX_STREAMS)]
+    pub tenant_max_streams: usize,
 }
 
 impl ServeArgs {
@@ -101,8 +112,8 @@ impl ServeArgs {
     fn tenants(&self) -> anyhow::Result<Tenants> {
         let tenants = match self
             .api_keys
-            .as_deref()
-            .map(str::trim)
+            .as_ref()
+            .map(|k| k.expose().trim())
             .filter(|k| !k.is_empty())
         {
             Some(raw) => Tenants::parse(raw)?,
@@ -123,7 +134,10 @@ impl ServeArgs {
 /// Runs the server until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let tenants = args.tenants()?;
-    let choice = store_select::choose(args.redis_url.as_deref(), args.environment.as_deref())?;
+    let choice = store_select::choose(
+        args.redis_url.as_ref().map(Secret::expose),
+        args.environment.as_deref(),
+    )?;
     let store_cfg = args.store_config();
     let store = store_select::open(&choice, store_cfg.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -135,6 +149,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store: store_cfg,
         grace_period: args.shutdown_grace,
         stats_interval: args.stats_interval.max(Duration::from_millis(100)),
+        limits: earshot_server::limits::LimitsConfig {
+            tenant_rps: args.tenant_rps,
+            tenant_burst: args.tenant_burst,
+            tenant_max_streams: args.tenant_max_streams,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let speech = load_speech(&args).await;

@@ -9,12 +9,14 @@ use earshot_store::GroupStart;
 use earshot_worker::sink::SinkSpec;
 use earshot_worker::WorkerConfig;
 
+use crate::secret::Secret;
+
 /// Delivery settings of one consumer.
 #[derive(Args, Debug, Clone)]
 pub struct DeliveryArgs {
     /// Shared HMAC-SHA256 secret for `X-Earshot-Signature` (webhook sink).
     #[arg(long, env = "EARSHOT_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
     /// Per-request timeout of the webhook sink.
     #[arg(long, env = "EARSHOT_WEBHOOK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub webhook_timeout: Duration,
@@ -49,7 +51,7 @@ impl DeliveryArgs {
     ) -> WorkerConfig {
         let mut cfg = WorkerConfig::new(group, consumer);
         cfg.sink = sink;
-        cfg.webhook.secret = self.webhook_secret.clone();
+        cfg.webhook.secret = self.webhook_secret.as_ref().map(|s| s.expose().to_owned());
         cfg.webhook.timeout = self.webhook_timeout;
         cfg.webhook.attempts = self.webhook_attempts;
         cfg.max_deliveries = self.max_deliveries;

@@ -11,6 +11,7 @@ use earshot_worker::sink::SinkSpec;
 use earshot_worker::WorkerConfig;
 
 use super::sink_args::DeliveryArgs;
+use crate::secret::Secret;
 use crate::{signals, store_select};
 
 /// Flags of `earshot worker`.
@@ -28,8 +29,8 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub delivery: DeliveryArgs,
     /// redis:// or rediss:// URL (required: see `serve --sink` for the embedded store).
-    #[arg(long, env = "REDIS_URL")]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
     /// Connect and command timeout.
     #[arg(long, env = "EARSHOT_REDIS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub redis_timeout: Duration,
@@ -40,7 +41,7 @@ pub struct WorkerArgs {
 
 /// Runs the worker until SIGTERM/SIGINT.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    let choice = store_select::choose(args.redis_url.as_deref(), None)?;
+    let choice = store_select::choose(args.redis_url.as_ref().map(Secret::expose), None)?;
     if matches!(choice, store_select::StoreChoice::Memory { .. }) {
         bail!(
             "earshot worker needs REDIS_URL: the embedded in-memory store lives inside one \
