@@ -193,10 +193,13 @@ async fn worker(
 // Direct Redis reads and writes
 // ---------------------------------------------------------------------------------
 
+/// A direct connection for the test's own reads and writes. The client's default
+/// 500 ms response timeout is too short for a 48 MB publish on a busy machine.
 async fn connect(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(PATIENCE));
     redis::Client::open(redis.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("connect to the test redis-server")
 }
