@@ -11,7 +11,7 @@
 # throughput and latency, errors, RSS over time, the consumer-group lag, what every SSE
 # subscriber and the workers received against what was published, and check_store.sh.
 #
-# Env: BENCH_DIR (default /work/shared/bench), SOAK_NO_BUILD=1 (use the existing
+# Env: BENCH_DIR (default ../shared/bench beside the repo), SOAK_NO_BUILD=1 (use the existing
 # release build), KEEP=1 (keep the work directory with logs and jsonl outputs).
 # The machine is shared: read the other_cores figure of segments.sh before trusting
 # absolute numbers.
@@ -21,7 +21,7 @@ DUR="${1:-60}"
 CONC="${2:-64}"
 SUBS="${3:-200}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BENCH="${BENCH_DIR:-/work/shared/bench}"
+BENCH="${BENCH_DIR:-$(cd "$(dirname "$0")/../../shared/bench" && pwd)}"
 WORK="$(mktemp -d /tmp/earshot-soak.XXXXXX)"
 BIN="$ROOT/target/release/earshot"
 SSE_BIN="$ROOT/target/release/examples/sse_subscribers"
