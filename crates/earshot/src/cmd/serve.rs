@@ -68,7 +68,7 @@ pub struct ServeArgs {
     #[arg(long, env = "EARSHOT_NO_ASR")]
     pub no_asr: bool,
     /// CPU threads per decode.
-    #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 2)]
+    #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 1)]
     pub asr_threads: usize,
     /// Concurrent decodes (default: cores / threads per decode, at least 1).
     #[arg(long, env = "EARSHOT_DECODE_SLOTS")]
