@@ -559,7 +559,8 @@ async fn openai_compatible_upload_in_every_format() {
     let vtt = upload("vtt").await.unwrap().text().await.unwrap();
     assert!(vtt.starts_with("WEBVTT"), "{vtt}");
     let plain = upload("text").await.unwrap().text().await.unwrap();
-    assert_eq!(plain.trim(), text);
+    // Each upload is its own decode: compare words, not casing or punctuation.
+    assert_eq!(normalize(&plain), normalize(&text), "{plain:?} vs {text:?}");
 
     // Recorded as a completed session whose events flowed.
     let s: Value = app
