@@ -318,7 +318,21 @@ fn map_sym_err(e: SymError) -> AudioError {
     }
 }
 
+/// symphonia is a large parser of untrusted bytes and some malformed headers make it
+/// panic (found by fuzzing: symphonia-format-riff 0.6.1 computes a WAV's block align as
+/// `channels * bytes_per_sample` in `u16`, which overflows for a huge channel count, and
+/// its probe finds a RIFF header anywhere in the first MiB, so no up-front check of ours
+/// can rule that out). A panic inside it becomes a typed error for this one file instead
+/// of a failed request or an aborted `earshot transcribe`.
 fn decode_symphonia(bytes: &[u8], ext_hint: Option<&str>) -> Result<RawPcm, AudioError> {
+    std::panic::catch_unwind(|| decode_symphonia_unguarded(bytes, ext_hint)).unwrap_or_else(|_| {
+        Err(AudioError::Malformed(
+            "the audio decoder failed on this file's headers".into(),
+        ))
+    })
+}
+
+fn decode_symphonia_unguarded(bytes: &[u8], ext_hint: Option<&str>) -> Result<RawPcm, AudioError> {
     let owned = bytes.to_vec();
     let mss = MediaSourceStream::new(
         Box::new(Cursor::new(owned)),
@@ -808,6 +822,26 @@ pub fn f32_to_i16(samples: &[f32]) -> Vec<i16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzzer find: junk, then a RIFF/WAVE header with 64 770 channels of 16-bit PCM.
+    /// symphonia's WAV reader overflowed (panicked) computing the block align.
+    #[test]
+    fn a_decoder_panic_on_a_malformed_header_is_a_typed_error() {
+        let mut bytes = vec![0xff, 0xf3, 0xff, 0xfb];
+        bytes.extend_from_slice(b"RIFF\x44\x03\0\0WAVEfmt \x10\0\0\0");
+        // PCM, 0xfd02 channels, 21 436 Hz (arbitrary), byte rate, block align, 16 bits.
+        bytes.extend_from_slice(&[1, 0, 2, 0xfd, 0xbc, 0x53, 0, 0]);
+        bytes.extend_from_slice(&[0xef, 0x4e, 0xfd, 0, 4, 0, 16, 0]);
+        bytes.extend_from_slice(b"data\x40\0\0\0");
+        bytes.extend(std::iter::repeat_n(0x11, 64));
+        for hint in [None, Some("wav")] {
+            let got = decode_bytes_with_hint(&bytes, hint);
+            assert!(got.is_err(), "{hint:?}: {got:?}");
+        }
+        // The same header at the start of the file, where hound looks first.
+        let got = decode_bytes(&bytes[4..]);
+        assert!(got.is_err(), "{got:?}");
+    }
 
     #[test]
     fn mulaw_roundtrip_is_close() {
