@@ -40,11 +40,10 @@ pub const ENDPOINTING_RANGE: (u32, u32) = (100, 10_000);
 impl ClientMessage {
     /// Parses and validates a text frame.
     pub fn parse(text: &str) -> Result<Self, MessageError> {
-        let msg: ClientMessage = serde_json::from_str(text).map_err(|e| {
-            let mut m = e.to_string();
-            m.truncate(200);
-            MessageError::Malformed(m)
-        })?;
+        // serde's message quotes the client's text: cut it by characters, not bytes
+        // (`String::truncate` inside a multi-byte character panics; found by fuzzing).
+        let msg: ClientMessage = serde_json::from_str(text)
+            .map_err(|e| MessageError::Malformed(crate::error::truncate(&e.to_string(), 200)))?;
         if let ClientMessage::Configure {
             endpointing_ms: Some(ms),
             ..
@@ -146,6 +145,21 @@ mod tests {
             r#"{"type":"configure","endpointing_ms":-1}"#,
         ] {
             assert!(ClientMessage::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_quoting_multibyte_text_do_not_panic() {
+        // 22 bytes of `invalid type: string "` then 3-byte characters: byte 200 falls
+        // inside one.
+        for text in [
+            format!("\"{}\"", "€".repeat(100)),
+            format!(r#"{{"type":"{}"}}"#, "€".repeat(100)),
+        ] {
+            match ClientMessage::parse(&text) {
+                Err(MessageError::Malformed(m)) => assert!(m.chars().count() <= 201, "{m}"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
