@@ -10,7 +10,8 @@
 //! cargo run --release -p earshot-asr --example asr_bench -- stream
 //! cargo run --release -p earshot-asr --example asr_bench -- concurrency 1,2,3,4
 //! ```
-//! Env: `EARSHOT_MODEL` (default `shared/models/ggml-tiny.en.bin`), `THREADS` (default 2),
+//! Env: `EARSHOT_MODEL` (default `shared/models/ggml-tiny.en.bin`), `THREADS` (threads per decode; default the engine's, 1;
+//! use `THREADS=2` to match asr_anchor.sh's 2 threads in one decode),
 //! `REPEAT` (batch passes, median reported; default 3).
 
 #[path = "../tests/common/mod.rs"]
@@ -38,12 +39,28 @@ fn parse_ctx(s: &str) -> AudioCtx {
 fn engine(ctx: AudioCtx) -> Arc<Engine> {
     let model = common::model_path().expect("model");
     let mut cfg = EngineConfig::new(model);
-    cfg.threads = std::env::var("THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    if let Some(t) = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()) {
+        cfg.threads = t;
+    }
     cfg.audio_ctx = ctx;
     Engine::load(cfg).expect("load")
+}
+
+/// CPU seconds (user + system) this process has used, from /proc/self/stat (Linux). Unlike
+/// wall time it barely depends on what the neighbours on a shared machine are doing.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // fields after ")": state(0) ... utime(11) stime(12), in clock ticks (100 Hz on Linux)
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {
@@ -70,6 +87,7 @@ fn batch(ctxs: &[AudioCtx]) {
         let e = engine(*ctx);
         // warm-up
         let _ = earshot_asr::batch::transcribe(&e, &clips[0].2);
+        let cpu0 = cpu_seconds();
         let mut totals = Vec::new();
         let mut errs = 0;
         let mut words = 0;
@@ -90,9 +108,10 @@ fn batch(ctxs: &[AudioCtx]) {
             }
             totals.push(total);
         }
+        let cpu_rtf = (cpu_seconds() - cpu0) / (repeat as f64 * audio_s);
         let med = pct(&mut totals, 0.5);
         println!(
-            "batch ctx={ctx:?} rtf={:.4} (median of {repeat}: {:.3}s / {:.2}s audio) WER={:.1}% ({errs}/{words})",
+            "batch ctx={ctx:?} rtf={:.4} (median of {repeat}: {:.3}s / {:.2}s audio) cpu-s/audio-s={cpu_rtf:.3} WER={:.1}% ({errs}/{words})",
             med / audio_s,
             med,
             audio_s,
@@ -176,6 +195,7 @@ async fn streams(ns: &[usize], speed: f64) {
                 max_streams: n,
             },
         );
+        let cpu0 = cpu_seconds();
         let mut handles = Vec::new();
         for k in 0..n {
             // Stagger starts so streams do not decode in lock-step.
@@ -205,6 +225,15 @@ async fn streams(ns: &[usize], speed: f64) {
             }
         }
         let max_lag = lags.iter().max().copied().unwrap_or_default();
+        let cpu = cpu_seconds() - cpu0;
+        let cores = std::thread::available_parallelism()
+            .map(|c| c.get())
+            .unwrap_or(1) as f64;
+        println!(
+            "  cpu: {cpu:.1} s for {n} x {audio_s:.1} s of audio = {:.3} core-s per audio-s per stream -> {:.1} real-time streams fit on {cores} cores (compute bound, idle machine)",
+            cpu / (n as f64 * audio_s),
+            cores / (cpu / (n as f64 * audio_s))
+        );
         println!(
             "threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} WER mean={:.1}% max={:.1}%",
             e.config().threads,

@@ -25,8 +25,8 @@ use crate::engine::{DecodeOptions, Engine, EngineError, Transcript};
 use crate::Segment;
 
 /// Real-time streams one decode slot sustains with tiny.en at the default stream settings
-/// (measured on the 2-core reference machine; see the `asr_bench` example).
-pub const STREAMS_PER_SLOT: usize = 3;
+/// (see the `asr_bench` example's `concurrency` mode and the report).
+pub const STREAMS_PER_SLOT: usize = 2;
 
 /// Scheduler capacity.
 #[derive(Debug, Clone)]

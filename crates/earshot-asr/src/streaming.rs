@@ -55,8 +55,8 @@ impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             vad: VadConfig::default(),
-            decode_interval_ms: 800,
-            max_window_ms: 15_000,
+            decode_interval_ms: 1_000,
+            max_window_ms: 12_000,
             preroll_ms: 300,
             partials: true,
             context_gap_ms: 3_000,

@@ -87,10 +87,14 @@ impl EventHub {
             match read {
                 Ok(entries) => {
                     backoff = Duration::from_millis(100);
+                    // With nobody listening, only the position matters: a new
+                    // subscriber catches up from the store by itself.
+                    let listening = self.tx.receiver_count() > 0;
                     for e in &entries {
                         last = last.max(e.id);
-                        // No receiver is fine: nobody is listening right now.
-                        let _ = self.tx.send(Arc::new(HubEntry::from_stream(e)));
+                        if listening {
+                            let _ = self.tx.send(Arc::new(HubEntry::from_stream(e)));
+                        }
                     }
                 }
                 Err(e) => {

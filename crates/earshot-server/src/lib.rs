@@ -78,6 +78,10 @@ impl Server {
             config.stats_interval,
             shutdown.child_token(),
         ));
+        tokio::spawn(crate::metrics::upkeep(
+            config.stats_interval,
+            shutdown.child_token(),
+        ));
         let app = app::router(state);
         let token = shutdown.clone();
         let task = tokio::spawn(async move {

@@ -105,6 +105,20 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Drains recorded histogram samples into their buckets every `every` until shutdown.
+/// The exporter otherwise keeps every raw sample until the next scrape of `/metrics`,
+/// so a server nobody scrapes would grow by a few dozen bytes per request, forever.
+pub async fn upkeep(every: Duration, shutdown: CancellationToken) {
+    let handle = install();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        handle.run_upkeep();
+    }
+}
+
 /// Polls `INFO`, `XLEN` and `XINFO GROUPS` into gauges until shutdown.
 pub async fn poll_store(store: DynStore, every: Duration, shutdown: CancellationToken) {
     loop {

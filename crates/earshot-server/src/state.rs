@@ -22,7 +22,8 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// How often the retention task runs `XTRIM MINID`.
     pub retention_interval: Duration,
-    /// How often store figures (memory, evictions, stream length, lag) are polled.
+    /// How often store figures (memory, evictions, stream length, lag) are polled, and
+    /// recorded histogram samples are drained into their buckets.
     pub stats_interval: Duration,
     /// How long shutdown waits for in-flight work.
     pub grace_period: Duration,

@@ -6,5 +6,6 @@
 //! never sees another test's data. A server starts in a few tens of milliseconds.
 
 mod redis_server;
+pub mod speech;
 
 pub use redis_server::{RedisServer, RedisServerBuilder};

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP + WebSocket API server.
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Consume transcription_events in a consumer group and deliver to a sink.
     Worker(cmd::worker::WorkerArgs),
     /// Transcribe audio files locally (no server, no Redis).
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Serve(args) => cmd::serve::run(*args).await,
             Command::Worker(args) => cmd::worker::run(args).await,
             Command::Transcribe(args) => cmd::transcribe::run(args).await,
             Command::Model(cmd) => cmd::model::run(cmd).await,

@@ -333,26 +333,29 @@ async fn run_stream(mut ctx: StreamCtx, socket: WebSocket, permit: Option<Permit
     });
 
     let idle = ctx.speech.idle_timeout;
-    let mut lock_refresh = tokio::time::interval(ctx.lock_ttl / 3);
-    lock_refresh.tick().await;
+    // The lock is kept alive by its own task: a long decode on a busy machine must not
+    // let it expire under a live stream.
+    let lock_lost = CancellationToken::new();
+    let keeper = tokio::spawn(keep_lock(
+        ctx.store.clone(),
+        ctx.session_id.clone(),
+        ctx.lock.clone(),
+        ctx.lock_ttl,
+        lock_lost.clone(),
+    ));
     let end = loop {
         let shutdown = ctx.shutdown.clone();
+        let lost = lock_lost.clone();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break End::Shutdown,
-            _ = lock_refresh.tick() => {
-                match ctx.store.extend_lock(&ctx.session_id, LOCK_PURPOSE, &ctx.lock, ctx.lock_ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => break End::LockLost,
-                    Err(e) => tracing::warn!(error = %e, "could not extend the stream lock; will retry"),
-                }
-            }
+            _ = lost.cancelled() => break End::LockLost,
             msg = tokio::time::timeout(idle, rx.recv()) => {
                 let step = match msg {
                     Err(_) => Err(End::Idle),
                     Ok(None) | Ok(Some(Inbound::Closed)) => Err(End::ClientClosed),
                     Ok(Some(Inbound::Overflow)) => Err(End::Overloaded),
-                    Ok(Some(Inbound::Audio(bytes, _at))) => on_audio(&mut ctx, &out, &bytes).await,
+                    Ok(Some(Inbound::Audio(bytes, at))) => on_audio(&mut ctx, &out, &bytes, at).await,
                     Ok(Some(Inbound::Text(text))) => on_text(&mut ctx, &out, &text).await,
                 };
                 if let Err(end) = step {
@@ -363,17 +366,18 @@ async fn run_stream(mut ctx: StreamCtx, socket: WebSocket, permit: Option<Permit
     };
     reader.abort();
     wind_down(&mut ctx, out, end).await;
+    keeper.abort();
     release(&mut ctx).await;
 }
 
-async fn on_audio(ctx: &mut StreamCtx, out: &Outbox, bytes: &[u8]) -> Result<(), End> {
+async fn on_audio(ctx: &mut StreamCtx, out: &Outbox, bytes: &[u8], at: Instant) -> Result<(), End> {
     let samples = ctx.decoder.push(bytes).map_err(|e| End::BadInput {
         code: e.code(),
         message: e.to_string(),
     })?;
     let events = ctx
         .transcriber
-        .push(&samples)
+        .push_received(&samples, at)
         .await
         .map_err(|e| End::Engine(e.to_string()))?;
     emit(ctx, out, events).await
@@ -618,6 +622,34 @@ async fn flush_tail(ctx: &mut StreamCtx, out: &Outbox) -> Result<(), End> {
             .map_err(|e| End::Engine(e.to_string()))?,
     );
     emit(ctx, out, events).await
+}
+
+/// Extends the stream lock every third of its TTL until aborted; cancels `lost` if
+/// another owner holds it now. Store errors are retried at the next tick (the lock
+/// survives a short outage since its TTL is three ticks).
+async fn keep_lock(
+    store: DynStore,
+    session_id: String,
+    token: LockToken,
+    ttl: Duration,
+    lost: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match store
+            .extend_lock(&session_id, LOCK_PURPOSE, &token, ttl)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not extend the stream lock; will retry"),
+        }
+    }
 }
 
 async fn release(ctx: &mut StreamCtx) {

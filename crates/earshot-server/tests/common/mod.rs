@@ -77,6 +77,11 @@ impl TestApp {
         Self::start_custom(store, redis, config, earshot_server::SpeechStatus::Disabled).await
     }
 
+    /// An app with speech recognition, on the embedded store.
+    pub async fn start_speech(speech: earshot_server::SpeechStatus) -> Self {
+        Self::start_with_speech(test_server_config(), speech).await
+    }
+
     /// An app on the embedded store with the given server settings (limits, sizes).
     pub async fn start_with_config(config: ServerConfig) -> Self {
         Self::start_with_speech(config, earshot_server::SpeechStatus::Disabled).await
@@ -115,7 +120,7 @@ impl TestApp {
         Self {
             base,
             client: Client::builder()
-                .timeout(Duration::from_secs(20))
+                .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
             store,

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// TTL of cached completed transcripts (clamped to 1-60 min).
     #[arg(long, env = "EARSHOT_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
+    /// How often store figures (memory, evictions, stream length, consumer-group lag) are
+    /// polled into /metrics.
+    #[arg(long, env = "EARSHOT_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
     /// How long shutdown waits for in-flight requests and streams.
     #[arg(long, env = "EARSHOT_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -64,7 +68,7 @@ pub struct ServeArgs {
     #[arg(long, env = "EARSHOT_NO_ASR")]
     pub no_asr: bool,
     /// CPU threads per decode.
-    #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 2)]
+    #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 1)]
     pub asr_threads: usize,
     /// Concurrent decodes (default: cores / threads per decode, at least 1).
     #[arg(long, env = "EARSHOT_DECODE_SLOTS")]
@@ -144,6 +148,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_upload_bytes: args.max_upload_bytes,
         store: store_cfg,
         grace_period: args.shutdown_grace,
+        stats_interval: args.stats_interval.max(Duration::from_millis(100)),
         limits: earshot_server::limits::LimitsConfig {
             tenant_rps: args.tenant_rps,
             tenant_burst: args.tenant_burst,
