@@ -15,7 +15,6 @@ use earshot_testsupport::speech::{audio_dir, model_path, normalize, wer};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 fn engine() -> Option<Arc<Engine>> {
@@ -505,7 +504,6 @@ async fn idle_streams_are_closed_with_a_reason() {
     let seen = run_stream(tx.reunite(rx).unwrap(), Vec::new(), 32, 20, 1.0, None).await;
     assert_eq!(seen.of_type("error")[0]["code"], "idle_timeout");
     assert_eq!(seen.close, Some(1000));
-    let _ = CloseCode::Normal;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
