@@ -3,7 +3,8 @@
 //! * `batch`: batch RTF (and WER) per `audio_ctx` policy, comparable with
 //!   `shared/bench/asr_anchor.sh` (faster-whisper int8, same tiny.en weights, 2 threads);
 //! * `stream`: one stream at real-time pace: final / first-partial latency p50/p95, WER;
-//! * `concurrency`: N real-time streams on one scheduler: latency p50/p95 and lag per N.
+//! * `concurrency`: N real-time streams on one scheduler: latency p50/p95 and lag per N;
+//! * `cost`: one stream fed as fast as the CPU goes: CPU seconds per audio second, WER.
 //!
 //! ```text
 //! cargo run --release -p earshot-asr --example asr_bench -- batch [--ctx full,adaptive:2000:5000]
@@ -12,7 +13,7 @@
 //! ```
 //! Env: `EARSHOT_MODEL` (default `shared/models/ggml-tiny.en.bin`), `THREADS` (threads per decode; default the engine's, 1;
 //! use `THREADS=2` to match asr_anchor.sh's 2 threads in one decode),
-//! `REPEAT` (batch passes, median reported; default 3).
+//! `REPEAT` (batch passes, median reported; default 3); stream settings: see [`stream_config`].
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -141,8 +142,38 @@ struct StreamResult {
     first_partial: Vec<Duration>,
     lag: Duration,
     decodes: u64,
+    retries: u64,
+    ctx_frames: u64,
 }
 
+/// The stream settings, with `STREAM_INTERVAL_MS`, `STREAM_MAX_WINDOW_MS`, `STREAM_GAP_MS`
+/// `STREAM_CTX` and `STREAM_FINAL_CTX` (`full` or `adaptive:MARGIN:FLOOR`) overriding the
+/// defaults.
+fn stream_config() -> StreamConfig {
+    let mut c = StreamConfig::default();
+    let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(v) = num("STREAM_INTERVAL_MS") {
+        c.decode_interval_ms = v;
+    }
+    if let Some(v) = num("STREAM_MAX_WINDOW_MS") {
+        c.max_window_ms = v;
+    }
+    if let Some(v) = num("STREAM_GAP_MS") {
+        c.context_gap_ms = v;
+    }
+    if let Ok(v) = std::env::var("STREAM_CTX") {
+        c.audio_ctx = parse_ctx(&v);
+    }
+    if let Ok(v) = std::env::var("STREAM_FINAL_CTX") {
+        c.final_audio_ctx = Some(parse_ctx(&v));
+    }
+    c
+}
+
+/// Streams `audio` in 20 ms frames at `speed` x real time, as the server does: every frame
+/// that is due is fed (with the time it was due), then at most one decode runs, so a stream
+/// that falls behind covers its backlog with one decode. `speed` 0 = unpaced, one frame at a
+/// time (the decode cadence of an idle machine, as fast as the CPU goes).
 async fn run_stream(
     sched: Scheduler,
     audio: Arc<Vec<f32>>,
@@ -150,26 +181,42 @@ async fn run_stream(
     speed: f64,
 ) -> StreamResult {
     tokio::time::sleep(start_delay).await;
-    let mut st = StreamingTranscriber::new(sched, StreamConfig::default());
+    let mut st = StreamingTranscriber::new(sched, stream_config());
     let frame = 320; // 20 ms
+    let frames: Vec<&[f32]> = audio.chunks(frame).collect();
     let t0 = tokio::time::Instant::now();
+    let due = |i: usize| t0 + Duration::from_secs_f64(i as f64 * 0.02 / speed.max(1e-9));
     let mut finals = Vec::new();
-    for (i, chunk) in audio.chunks(frame).enumerate() {
-        let due = t0 + Duration::from_secs_f64(i as f64 * 0.02 / speed);
-        tokio::time::sleep_until(due).await;
-        let evs = st.push_received(chunk, due.into_std()).await.expect("push");
+    let take = |evs: Vec<StreamEvent>, finals: &mut Vec<String>| {
         for e in evs {
             if let StreamEvent::Final { text, .. } = e {
                 finals.push(text);
             }
         }
-    }
-    let end_due = t0 + Duration::from_secs_f64(audio.len() as f64 / 16000.0 / speed);
-    for e in st.finish().await.expect("finish") {
-        if let StreamEvent::Final { text, .. } = e {
-            finals.push(text);
+    };
+    let mut i = 0;
+    while i < frames.len() {
+        if speed > 0.0 {
+            tokio::time::sleep_until(due(i)).await;
+            let now = tokio::time::Instant::now();
+            while i < frames.len() && due(i) <= now {
+                let evs = st.feed(frames[i], due(i).into_std()).await.expect("feed");
+                take(evs, &mut finals);
+                i += 1;
+            }
+        } else {
+            let evs = st.feed(frames[i], Instant::now()).await.expect("feed");
+            take(evs, &mut finals);
+            i += 1;
         }
+        take(st.decode_if_due().await.expect("decode"), &mut finals);
     }
+    let end_due = if speed > 0.0 {
+        due(frames.len())
+    } else {
+        tokio::time::Instant::now()
+    };
+    take(st.finish().await.expect("finish"), &mut finals);
     let lag = tokio::time::Instant::now().saturating_duration_since(end_due);
     let s = st.stats().clone();
     StreamResult {
@@ -178,6 +225,8 @@ async fn run_stream(
         first_partial: s.first_partial_latencies,
         lag,
         decodes: s.decodes,
+        retries: s.full_ctx_retries,
+        ctx_frames: s.ctx_frames,
     }
 }
 
@@ -186,6 +235,14 @@ async fn streams(ns: &[usize], speed: f64) {
     let (audio, reference, _) = common::concatenated(1000);
     let audio = Arc::new(audio);
     let audio_s = audio.len() as f64 / 16000.0;
+    // Batch on the very same audio, for "streaming WER vs batch WER".
+    let batch_text = earshot_asr::engine::join_segments(
+        &earshot_asr::batch::transcribe(&e, &audio).expect("batch"),
+    );
+    println!(
+        "  batch on the same audio: WER={:.1}% text={batch_text}",
+        100.0 * common::wer(&reference, &batch_text)
+    );
     for &n in ns {
         let slots = SchedulerConfig::for_threads(e.config().threads).decode_slots;
         let sched = Scheduler::with_config(
@@ -212,12 +269,16 @@ async fn streams(ns: &[usize], speed: f64) {
         let mut lags = Vec::new();
         let mut wers = Vec::new();
         let mut decodes = 0;
+        let mut retries = 0;
+        let mut ctx_frames = 0;
         for h in handles {
             let r = h.await.expect("task");
             fl.extend(r.final_lat);
             fp.extend(r.first_partial);
             lags.push(r.lag);
             decodes += r.decodes;
+            retries += r.retries;
+            ctx_frames += r.ctx_frames;
             let text = r.finals.join(" ");
             wers.push(common::wer(&reference, &text));
             if n == ns[0] {
@@ -235,7 +296,8 @@ async fn streams(ns: &[usize], speed: f64) {
             cores / (cpu / (n as f64 * audio_s))
         );
         println!(
-            "threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} WER mean={:.1}% max={:.1}%",
+            "{:?} threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} full_ctx_retries={retries} mean_ctx_s={:.1} WER mean={:.1}% max={:.1}%",
+            stream_config(),
             e.config().threads,
             pct(&mut fl.clone(), 0.5),
             pct(&mut fl, 0.95),
@@ -243,14 +305,60 @@ async fn streams(ns: &[usize], speed: f64) {
             pct(&mut fp.clone(), 0.5),
             pct(&mut fp, 0.95),
             max_lag.as_secs_f64(),
+            ctx_frames as f64 * 0.02 / decodes.max(1) as f64,
             100.0 * wers.iter().sum::<f64>() / wers.len() as f64,
             100.0 * wers.iter().cloned().fold(0.0, f64::max),
         );
     }
 }
 
+/// One unpaced stream and one batch transcription over four arrangements of the clips (gaps
+/// of 0.4-2 s, rotated order): total streaming and batch word errors, CPU per audio second.
+async fn cost_arrangements() {
+    let e = engine(AudioCtx::default());
+    let sched = Scheduler::new(e.clone());
+    let (mut s_err, mut b_err, mut n_words, mut audio_s, mut cpu) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut decodes = 0;
+    let mut ctx_frames = 0;
+    for (gap, rot) in [(1000, 0), (400, 3), (2000, 5), (700, 6)] {
+        let (audio, reference, _) = common::concatenated_rotated(gap, rot);
+        let words = reference.split_whitespace().count() as f64;
+        let secs = audio.len() as f64 / 16000.0;
+        let audio = Arc::new(audio);
+        let cpu0 = cpu_seconds();
+        let r = run_stream(sched.clone(), audio.clone(), Duration::ZERO, 0.0).await;
+        cpu += cpu_seconds() - cpu0;
+        decodes += r.decodes;
+        ctx_frames += r.ctx_frames;
+        let stream_text = r.finals.join(" ");
+        let batch_text = earshot_asr::engine::join_segments(
+            &earshot_asr::batch::transcribe(&e, &audio).expect("batch"),
+        );
+        if std::env::var("VERBOSE").is_ok() {
+            println!("  gap={gap} rot={rot}\n    ref:    {reference}\n    stream: {}\n    batch:  {batch_text}", r.finals.join(" | "));
+        }
+        s_err += common::wer(&reference, &stream_text) * words;
+        b_err += common::wer(&reference, &batch_text) * words;
+        n_words += words;
+        audio_s += secs;
+    }
+    println!(
+        "cost4 {:?}: stream WER={:.1}% batch WER={:.1}% ({n_words} words) stream cpu={:.3} core-s per audio-s over {audio_s:.0}s, decodes={decodes} mean_ctx_s={:.1}",
+        stream_config(),
+        100.0 * s_err / n_words,
+        100.0 * b_err / n_words,
+        cpu / audio_s,
+        ctx_frames as f64 * 0.02 / decodes.max(1) as f64
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // RUST_LOG=earshot_asr=debug shows each full-context retry and dropped segment.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("all");
     let ctxs: Vec<AudioCtx> = args
@@ -263,6 +371,10 @@ async fn main() {
         "batch" => batch(&ctxs),
         "stream" => streams(&[1], 1.0).await,
         "stream10x" => streams(&[1], 10.0).await,
+        // CPU cost per audio second at the idle-machine decode cadence, and WER: fast.
+        "cost" => streams(&[1], 0.0).await,
+        // The same over four arrangements of the clips (more words, less noise in the WER).
+        "cost4" => cost_arrangements().await,
         "concurrency" => {
             let ns: Vec<usize> = args
                 .get(1)

@@ -10,6 +10,9 @@ fn main() {
     let fallback = args.get(3).map(|v| v == "1").unwrap_or(true);
     let mut cfg = EngineConfig::new(common::model_path().unwrap());
     cfg.threads = threads;
+    if std::env::var("FLASH").is_ok_and(|v| v == "0") {
+        cfg.flash_attn = false;
+    }
     cfg.audio_ctx = if margin == 0 {
         AudioCtx::Full
     } else {

@@ -63,6 +63,8 @@ pub fn transcribe_with(
             offset_ms: (w.start as i64 * 1000) / TARGET_RATE as i64,
             temperature_fallback: opts.temperature_fallback,
             skip_vad_gate: false,
+            audio_ctx: None,
+            salvage_loops: false,
         };
         let t = engine.decode(&samples[w.clone()], &dopts)?;
         append_window(&mut segments, &mut prompt, t.segments);

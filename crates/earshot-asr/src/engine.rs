@@ -21,6 +21,8 @@
 //!   whose mean log-probability is below [`EngineConfig::hard_logprob_floor`];
 //! * a capped initial prompt ([`EngineConfig::max_prompt_chars`]) of committed text, so the
 //!   decoder keeps context without being led into loops by a long prompt;
+//! * a decoder loop is cut while it happens (a logits filter forces end-of-text once the
+//!   generated tokens end in a repeated n-gram), so a loop costs a dozen tokens, not a hundred;
 //! * a repetition check ([`is_repetitive`]): a segment that repeats an n-gram (n ≤ 4) more
 //!   than [`EngineConfig::max_ngram_repeats`] times in a row is dropped;
 //! * non-speech tokens (`[Music]`, `(laughs)`) are suppressed and blank starts are suppressed.
@@ -99,7 +101,9 @@ pub struct EngineConfig {
     pub threads: usize,
     /// Spoken language (`"en"`); ignored by English-only models.
     pub language: String,
-    /// Flash attention in whisper.cpp (faster on CPU, same output).
+    /// Flash attention in whisper.cpp. Off by default: measured on the 2-core AVX2 machine
+    /// (ctx_probe, 1 thread, idle), it made every decode slower: full 30 s context 1.79 vs
+    /// 0.89 s per audio s, a 10 s context 0.27 vs 0.20. It is a GPU-side win.
     pub flash_attn: bool,
     /// Encoder context sizing.
     pub audio_ctx: AudioCtx,
@@ -128,7 +132,7 @@ impl EngineConfig {
             model_path: model_path.into(),
             threads: 1,
             language: "en".into(),
-            flash_attn: true,
+            flash_attn: false,
             audio_ctx: AudioCtx::default(),
             beam_size: 1,
             no_speech_thold: 0.6,
@@ -173,6 +177,16 @@ pub struct DecodeOptions {
     pub temperature_fallback: bool,
     /// Skip the VAD gate (the caller already knows there is speech).
     pub skip_vad_gate: bool,
+    /// Keep a looped segment cut back to one copy of its repeated phrase, instead of dropping
+    /// it and redoing the decode with the full 30 s context. Streams use this: a
+    /// full-context decode costs as much as four to six of their decodes and stalls a slot
+    /// for ~2 s (the p95 of final latency), while the loop guard has already stopped the loop
+    /// right after the words that were said; a stream re-decodes its window anyway.
+    pub salvage_loops: bool,
+    /// Encoder context policy for this call (`None`: the engine's
+    /// [`EngineConfig::audio_ctx`]). Streaming uses a tighter one: it re-decodes the same
+    /// audio every second, so a word a short context misses is picked up by the next decode.
+    pub audio_ctx: Option<AudioCtx>,
 }
 
 /// The result of one decode.
@@ -345,16 +359,23 @@ impl Engine {
         let audio_ctx = if padded.len() > (FULL_AUDIO_CTX - 50) * SAMPLES_PER_CTX {
             FULL_AUDIO_CTX
         } else {
-            self.cfg.audio_ctx.frames_for(padded.len())
+            opts.audio_ctx
+                .unwrap_or(self.cfg.audio_ctx)
+                .frames_for(padded.len())
         };
         let t0 = Instant::now();
         let mut run = self.run_whisper(&padded, opts, audio_ctx, audio_ms as i64)?;
         // A shortened context sometimes sends tiny.en into a loop (a segment that runs into
         // the token cap, or one our repetition check drops). Whisper was trained on 30 s
         // windows: redo that decode with the full context rather than return garbage.
-        if audio_ctx < FULL_AUDIO_CTX && (run.hit_token_cap || run.repetitive > 0) {
+        if audio_ctx < FULL_AUDIO_CTX
+            && !opts.salvage_loops
+            && (run.hit_token_cap || run.repetitive > 0)
+        {
             tracing::debug!(
                 audio_ctx,
+                hit_token_cap = run.hit_token_cap,
+                repetitive = run.repetitive,
                 "degenerate output with a short audio_ctx; retrying with the full context"
             );
             metrics::counter!("earshot_asr_full_context_retries_total").increment(1);
@@ -425,6 +446,11 @@ impl Engine {
         if let Some(p) = &prompt {
             params.set_initial_prompt(p);
         }
+        // SAFETY: `cut_loops` only reads the token records and writes the logits whisper.cpp
+        // hands it, and uses no user data.
+        unsafe {
+            params.set_filter_logits_callback(Some(crate::loop_guard::cut_loops));
+        }
         let mut state = self.take_state()?;
         if let Err(e) = state.full(params, padded) {
             // A failed state may hold garbage: do not return it to the pool.
@@ -433,7 +459,7 @@ impl Engine {
         let hit_token_cap = state
             .as_iter()
             .any(|seg| seg.n_tokens() as usize >= max_tokens);
-        let run = self.collect(&state, opts.offset_ms, audio_ms);
+        let run = self.collect(&state, opts.offset_ms, audio_ms, opts.salvage_loops);
         self.give_back(state);
         Ok(Run {
             hit_token_cap,
@@ -441,7 +467,7 @@ impl Engine {
         })
     }
 
-    fn collect(&self, state: &WhisperState, offset_ms: i64, audio_ms: i64) -> Run {
+    fn collect(&self, state: &WhisperState, offset_ms: i64, audio_ms: i64, salvage: bool) -> Run {
         let mut kept = Vec::new();
         let mut dropped = 0;
         let mut repetitive = 0;
@@ -497,9 +523,16 @@ impl Engine {
             let unlikely = (no_speech > self.cfg.no_speech_thold
                 && avg_logprob < self.cfg.logprob_thold)
                 || avg_logprob < self.cfg.hard_logprob_floor;
-            let looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
+            let mut looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
             if looped {
                 repetitive += 1;
+            }
+            let mut text = text;
+            if looped && salvage {
+                collapse_repeats(&mut words);
+                collapse_short_repeats(&mut words, self.cfg.max_ngram_repeats);
+                text = crate::streaming::join_words(&words);
+                looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
             }
             if no_content || unlikely || looped {
                 if !no_content {
@@ -628,6 +661,27 @@ pub fn collapse_repeats(words: &mut Vec<Word>) -> bool {
     changed
 }
 
+/// Cut runs of a 1- or 2-word phrase repeated more than `max_repeats` times in a row ("5 5 5
+/// 5 5 5", a decoder loop) back to one copy. Shorter runs ("no no no") are speech and stay.
+pub fn collapse_short_repeats(words: &mut Vec<Word>, max_repeats: usize) {
+    for n in [1usize, 2] {
+        let mut i = 0;
+        while i + n <= words.len() {
+            let unit: Vec<String> = words[i..i + n].iter().map(|w| norm_word(&w.text)).collect();
+            let mut reps = 1;
+            while i + (reps + 1) * n <= words.len()
+                && (0..n).all(|k| norm_word(&words[i + reps * n + k].text) == unit[k])
+            {
+                reps += 1;
+            }
+            if reps > max_repeats && unit.iter().all(|u| !u.is_empty()) {
+                words.drain(i + n..i + reps * n);
+            }
+            i += 1;
+        }
+    }
+}
+
 /// True when some n-gram (n = 1..=4) occurs more than `max_repeats` times in a row, the
 /// classic whisper loop ("thank you thank you thank you ...").
 pub fn is_repetitive(text: &str, max_repeats: usize) -> bool {
@@ -682,6 +736,19 @@ mod tests {
                 prob: 1.0,
             })
             .collect()
+    }
+
+    #[test]
+    fn short_loops_collapse_and_speech_stays() {
+        let mut w = words("seven of clubs 5 5 5 5 5 5");
+        collapse_short_repeats(&mut w, 3);
+        assert_eq!(crate::streaming::join_words(&w), "seven of clubs 5");
+        let mut w = words("no no no stop");
+        collapse_short_repeats(&mut w, 3);
+        assert_eq!(crate::streaming::join_words(&w), "no no no stop");
+        let mut w = words("go on go on go on go on go on");
+        collapse_short_repeats(&mut w, 3);
+        assert_eq!(crate::streaming::join_words(&w), "go on");
     }
 
     #[test]

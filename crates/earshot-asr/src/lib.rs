@@ -62,6 +62,7 @@
 pub mod audio;
 pub mod batch;
 pub mod engine;
+mod loop_guard;
 pub mod model;
 pub mod scheduler;
 pub mod streaming;

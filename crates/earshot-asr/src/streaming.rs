@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::audio::TARGET_RATE;
-use crate::engine::{norm_word, DecodeOptions, EngineError};
+use crate::engine::{norm_word, AudioCtx, DecodeOptions, EngineError};
 use crate::scheduler::Scheduler;
 use crate::vad::{Vad, VadConfig, VadEvent, FRAME_SAMPLES};
 use crate::Word;
@@ -39,16 +39,27 @@ pub struct StreamConfig {
     pub vad: VadConfig,
     /// New audio (ms) between two decodes while speech is active.
     pub decode_interval_ms: u64,
-    /// Hard cap of the decoded window (ms).
+    /// Hard cap of the decoded window (ms). Every decode's cost grows with the window, and a
+    /// stream decodes every second: 8 s (trimmed to 2/3 at the cap) measured 0.39 core-s per
+    /// audio-s against 0.72 for 12 s, at the same WER (`asr_bench cost4`).
     pub max_window_ms: u64,
     /// Audio kept before the detected speech start (ms).
     pub preroll_ms: u64,
     /// Emit partials.
     pub partials: bool,
     /// Utterances separated by less silence than this are decoded in one window, so whisper
-    /// hears the previous words again (its own context makes it markedly more accurate than
-    /// a text prompt alone); after a longer pause the window restarts.
+    /// hears the previous words again; after a longer pause the window restarts (the
+    /// committed text stays as the prompt). Measured over four arrangements of the clips
+    /// (`asr_bench cost4`): 1 s gave 11.8 % WER at 0.40 core-s per audio-s, 3 s 16.0 % at
+    /// 0.50: a longer window made tiny.en re-read its prompt more often than it helped.
     pub context_gap_ms: u64,
+    /// Encoder context of the interval decodes. Tighter than the engine's (batch) policy: a
+    /// stream re-decodes its window every second, and LocalAgreement only commits words two
+    /// decodes agree on, so a last word a short context misses is simply seen by the next
+    /// decode. The final decode of an utterance (nothing comes after it) uses the engine's.
+    pub audio_ctx: AudioCtx,
+    /// Encoder context of an utterance's final decode (`None`: the engine's policy).
+    pub final_audio_ctx: Option<AudioCtx>,
 }
 
 impl Default for StreamConfig {
@@ -56,10 +67,15 @@ impl Default for StreamConfig {
         StreamConfig {
             vad: VadConfig::default(),
             decode_interval_ms: 1_000,
-            max_window_ms: 12_000,
+            max_window_ms: 8_000,
             preroll_ms: 300,
             partials: true,
-            context_gap_ms: 3_000,
+            context_gap_ms: 1_000,
+            audio_ctx: AudioCtx::Adaptive {
+                margin_ms: 2_000,
+                floor_ms: 5_000,
+            },
+            final_audio_ctx: None,
         }
     }
 }
@@ -111,6 +127,10 @@ pub struct StreamStats {
     pub decode_time: Duration,
     /// Audio pushed (ms).
     pub audio_ms: u64,
+    /// Decodes redone with the full 30 s context after degenerate output.
+    pub full_ctx_retries: u64,
+    /// Sum of the encoder contexts of all decodes (frames of 20 ms): the main cost driver.
+    pub ctx_frames: u64,
 }
 
 /// One live stream's transcription state. Push 16 kHz mono samples; decoding goes through the
@@ -205,8 +225,24 @@ impl StreamingTranscriber {
 
     /// [`push`](Self::push) with the time the audio was received (e.g. when the WebSocket
     /// frame arrived, if it waited in a queue while a decode ran), so latencies are measured
-    /// from the real arrival.
+    /// from the real arrival. Equivalent to [`feed`](Self::feed) then
+    /// [`decode_if_due`](Self::decode_if_due).
     pub async fn push_received(
+        &mut self,
+        samples: &[f32],
+        received_at: Instant,
+    ) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = self.feed(samples, received_at).await?;
+        events.extend(self.decode_if_due().await?);
+        Ok(events)
+    }
+
+    /// Take in audio without running the periodic decode (only an utterance end, or a window
+    /// at its cap, decodes here). A caller that fell behind (frames queued while a decode
+    /// ran) feeds everything queued and then calls [`decode_if_due`](Self::decode_if_due)
+    /// once: one decode covers the backlog, so a loaded stream decodes less often instead of
+    /// falling further behind.
+    pub async fn feed(
         &mut self,
         samples: &[f32],
         received_at: Instant,
@@ -237,9 +273,8 @@ impl StreamingTranscriber {
                     }
                 }
             }
-            if self.in_utterance
-                && self.total - self.last_decode_at >= self.cfg.decode_interval_ms * SPM
-            {
+            // A large backlog must not grow the window past its cap undecoded.
+            if self.in_utterance && (self.buf.len() as u64) >= self.cfg.max_window_ms * SPM {
                 self.decode_and_agree(&mut events).await?;
             }
             if !self.in_utterance {
@@ -248,6 +283,19 @@ impl StreamingTranscriber {
         }
         self.stats.audio_ms = self.total / SPM;
         self.prune_arrivals();
+        Ok(events)
+    }
+
+    /// Run the periodic decode if speech is active and at least
+    /// [`StreamConfig::decode_interval_ms`] of audio came in since the last one.
+    pub async fn decode_if_due(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = Vec::new();
+        if self.in_utterance
+            && self.total - self.last_decode_at >= self.cfg.decode_interval_ms * SPM
+        {
+            self.decode_and_agree(&mut events).await?;
+            self.prune_arrivals();
+        }
         Ok(events)
     }
 
@@ -319,8 +367,16 @@ impl StreamingTranscriber {
         (self.buf_start / SPM) as i64
     }
 
-    async fn run_decode(&mut self) -> Result<Vec<Word>, EngineError> {
+    /// Decode the window; `last` (an utterance's final decode) uses the engine's context
+    /// policy instead of the stream's tighter one.
+    async fn run_decode(&mut self, last: bool) -> Result<Vec<Word>, EngineError> {
         let opts = DecodeOptions {
+            audio_ctx: if last {
+                self.cfg.final_audio_ctx
+            } else {
+                Some(self.cfg.audio_ctx)
+            },
+            salvage_loops: true,
             prompt: if self.prompt_text.is_empty() {
                 None
             } else {
@@ -334,6 +390,8 @@ impl StreamingTranscriber {
         let t0 = Instant::now();
         let t = self.sched.decode(self.buf.clone(), opts).await?;
         self.stats.decodes += 1;
+        self.stats.full_ctx_retries += u64::from(t.retried_full_ctx);
+        self.stats.ctx_frames += t.audio_ctx as u64;
         self.stats.decode_time += t0.elapsed();
         let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();
         crate::engine::collapse_repeats(&mut words);
@@ -378,8 +436,13 @@ impl StreamingTranscriber {
     }
 
     async fn decode_and_agree(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
-        let words = self.run_decode().await?;
+        let words = self.run_decode(false).await?;
         let new = self.strip_committed(words);
+        if !self.plausible(&new) {
+            // An echo of the prompt or of committed text: this decode tells us nothing.
+            metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
+            return Ok(());
+        }
         let agreed = self
             .hypothesis
             .iter()
@@ -417,10 +480,13 @@ impl StreamingTranscriber {
     async fn commit_all(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
         let has_something = self.in_utterance || !self.hypothesis.is_empty();
         if has_something && !self.buf.is_empty() {
-            let commit = match self.run_decode().await {
+            let commit = match self.run_decode(true).await {
                 Ok(words) => {
                     let new = self.strip_committed(words);
-                    if new.is_empty() {
+                    if !self.plausible(&new) {
+                        metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
+                        std::mem::take(&mut self.hypothesis)
+                    } else if new.is_empty() {
                         // The last decode saw nothing new: keep what the previous one saw.
                         std::mem::take(&mut self.hypothesis)
                     } else {
@@ -440,6 +506,21 @@ impl StreamingTranscriber {
         }
         self.emit_partial(events);
         Ok(())
+    }
+
+    /// Whether `new` (a decode's words after the committed ones) could have been said in the
+    /// uncommitted audio: at most 2 + 5 words per second (300 words a minute is fast
+    /// speech). tiny.en with a short context sometimes re-reads its prompt or the committed
+    /// words of the window; committing that would duplicate text already final.
+    fn plausible(&self, new: &[Word]) -> bool {
+        let window_end_ms = self.total / SPM;
+        let uncommitted_from = if self.last_committed_end_ms >= 0 {
+            (self.last_committed_end_ms as u64).max(self.buf_start / SPM)
+        } else {
+            self.buf_start / SPM
+        };
+        let secs = window_end_ms.saturating_sub(uncommitted_from) as f64 / 1000.0;
+        (new.len() as f64) <= 2.0 + 5.0 * secs
     }
 
     /// Committed words leave the window: they become prompt context.

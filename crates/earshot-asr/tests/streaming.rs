@@ -316,3 +316,50 @@ fn admission_is_bounded() {
     drop((b, c));
     assert_eq!(s.streams_in_use(), 0);
 }
+
+/// A stream that fell behind (frames queued while a decode ran) catches up with one decode
+/// over its backlog, not one per second of it, and still loses no words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_covered_by_one_decode() {
+    let Some(s) = scheduler() else { return };
+    let clip = common::load_clip("numbers.wav"); // 4 s of continuous speech
+    let reference = common::references()
+        .into_iter()
+        .find(|(f, _)| f == "numbers.wav")
+        .map(|(_, r)| r)
+        .unwrap();
+    let mut st = StreamingTranscriber::new(s, StreamConfig::default());
+    let at = Instant::now();
+    let mut events = Vec::new();
+    // 3 s of speech arrive while the stream is busy: fed as 20 ms frames, decoded once.
+    for frame in clip[..48_000].chunks(320) {
+        events.extend(st.feed(frame, at).await.unwrap());
+    }
+    assert_eq!(
+        st.stats().decodes,
+        0,
+        "feed alone never runs the periodic decode"
+    );
+    events.extend(st.decode_if_due().await.unwrap());
+    assert_eq!(st.stats().decodes, 1, "one decode covers the 3 s backlog");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Partial { text, .. } if !text.is_empty())),
+        "the catch-up decode yields a hypothesis: {events:?}"
+    );
+    // Nothing new is due right after it.
+    events.extend(st.decode_if_due().await.unwrap());
+    assert_eq!(st.stats().decodes, 1);
+    for frame in clip[48_000..].chunks(320) {
+        events.extend(st.push_received(frame, Instant::now()).await.unwrap());
+    }
+    events.extend(st.finish().await.unwrap());
+    check_event_invariants(&events);
+    let text = finals_text(&events);
+    let wer = common::wer(&reference, &text);
+    assert!(
+        wer <= 0.34,
+        "finals {text:?} vs {reference:?}: WER {wer:.2}"
+    );
+}

@@ -14,7 +14,20 @@ pub fn load_clip(file: &str) -> Vec<f32> {
 /// All clips joined with `gap_ms` of silence between them (and before/after), with the joined
 /// reference text (numbers.wav's digits as in its reference).
 pub fn concatenated(gap_ms: usize) -> (Vec<f32>, String, Vec<(String, String)>) {
-    let refs = references();
+    concatenated_rotated(gap_ms, 0)
+}
+
+/// [`concatenated`] with the clip order rotated left by `rotate` (another arrangement of the
+/// same speech: other neighbours, other context).
+pub fn concatenated_rotated(
+    gap_ms: usize,
+    rotate: usize,
+) -> (Vec<f32>, String, Vec<(String, String)>) {
+    let mut refs = references();
+    if !refs.is_empty() {
+        let k = rotate % refs.len();
+        refs.rotate_left(k);
+    }
     let gap = vec![0.0f32; gap_ms * 16];
     let mut all = gap.clone();
     let mut text = Vec::new();
