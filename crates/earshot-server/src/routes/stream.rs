@@ -343,25 +343,32 @@ async fn run_stream(mut ctx: StreamCtx, socket: WebSocket, permit: Option<Permit
         ctx.lock_ttl,
         lock_lost.clone(),
     ));
+    // A message taken off the queue while catching up on audio, to be handled next.
+    let mut held: Option<Inbound> = None;
     let end = loop {
         let shutdown = ctx.shutdown.clone();
         let lost = lock_lost.clone();
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break End::Shutdown,
-            _ = lost.cancelled() => break End::LockLost,
-            msg = tokio::time::timeout(idle, rx.recv()) => {
-                let step = match msg {
-                    Err(_) => Err(End::Idle),
-                    Ok(None) | Ok(Some(Inbound::Closed)) => Err(End::ClientClosed),
-                    Ok(Some(Inbound::Overflow)) => Err(End::Overloaded),
-                    Ok(Some(Inbound::Audio(bytes, at))) => on_audio(&mut ctx, &out, &bytes, at).await,
-                    Ok(Some(Inbound::Text(text))) => on_text(&mut ctx, &out, &text).await,
-                };
-                if let Err(end) = step {
-                    break end;
-                }
+        let next = if let Some(m) = held.take() {
+            Ok(Some(m))
+        } else {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break End::Shutdown,
+                _ = lost.cancelled() => break End::LockLost,
+                msg = tokio::time::timeout(idle, rx.recv()) => msg,
             }
+        };
+        let step = match next {
+            Err(_) => Err(End::Idle),
+            Ok(None) | Ok(Some(Inbound::Closed)) => Err(End::ClientClosed),
+            Ok(Some(Inbound::Overflow)) => Err(End::Overloaded),
+            Ok(Some(Inbound::Audio(bytes, at))) => {
+                on_audio(&mut ctx, &out, &mut rx, &mut held, bytes, at).await
+            }
+            Ok(Some(Inbound::Text(text))) => on_text(&mut ctx, &out, &text).await,
+        };
+        if let Err(end) = step {
+            break end;
         }
     };
     reader.abort();
@@ -370,14 +377,39 @@ async fn run_stream(mut ctx: StreamCtx, socket: WebSocket, permit: Option<Permit
     release(&mut ctx).await;
 }
 
-async fn on_audio(ctx: &mut StreamCtx, out: &Outbox, bytes: &[u8], at: Instant) -> Result<(), End> {
-    let samples = ctx.decoder.push(bytes).map_err(|e| End::BadInput {
-        code: e.code(),
-        message: e.to_string(),
-    })?;
+/// Feeds this frame and every audio frame already queued behind it (frames pile up while a
+/// decode runs), then runs at most one decode: a stream that fell behind catches up with one
+/// decode over its backlog instead of one per second of it. The first non-audio message met
+/// is put in `held`, to be handled next, in order.
+async fn on_audio(
+    ctx: &mut StreamCtx,
+    out: &Outbox,
+    rx: &mut mpsc::Receiver<Inbound>,
+    held: &mut Option<Inbound>,
+    bytes: Vec<u8>,
+    at: Instant,
+) -> Result<(), End> {
+    let mut frame = Some((bytes, at));
+    while let Some((bytes, at)) = frame.take() {
+        let samples = ctx.decoder.push(&bytes).map_err(|e| End::BadInput {
+            code: e.code(),
+            message: e.to_string(),
+        })?;
+        let events = ctx
+            .transcriber
+            .feed(&samples, at)
+            .await
+            .map_err(|e| End::Engine(e.to_string()))?;
+        emit(ctx, out, events).await?;
+        match rx.try_recv() {
+            Ok(Inbound::Audio(b, t)) => frame = Some((b, t)),
+            Ok(other) => *held = Some(other),
+            Err(_) => {}
+        }
+    }
     let events = ctx
         .transcriber
-        .push_received(&samples, at)
+        .decode_if_due()
         .await
         .map_err(|e| End::Engine(e.to_string()))?;
     emit(ctx, out, events).await
