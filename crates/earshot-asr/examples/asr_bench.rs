@@ -146,7 +146,7 @@ struct StreamResult {
     ctx_frames: u64,
 }
 
-/// The stream settings, with `STREAM_INTERVAL_MS`, `STREAM_MAX_WINDOW_MS`, `STREAM_GAP_MS`
+/// The stream settings, with `STREAM_INTERVAL_MS`, `STREAM_FIRST_MS`, `STREAM_MAX_WINDOW_MS`, `STREAM_GAP_MS`
 /// `STREAM_CTX` and `STREAM_FINAL_CTX` (`full` or `adaptive:MARGIN:FLOOR`) overriding the
 /// defaults.
 fn stream_config() -> StreamConfig {
@@ -154,6 +154,9 @@ fn stream_config() -> StreamConfig {
     let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     if let Some(v) = num("STREAM_INTERVAL_MS") {
         c.decode_interval_ms = v;
+    }
+    if let Some(v) = num("STREAM_FIRST_MS") {
+        c.first_decode_ms = v;
     }
     if let Some(v) = num("STREAM_MAX_WINDOW_MS") {
         c.max_window_ms = v;

@@ -363,3 +363,37 @@ async fn a_backlog_is_covered_by_one_decode() {
         "finals {text:?} vs {reference:?}: WER {wer:.2}"
     );
 }
+
+/// The first words of an utterance show up within a second of audio after the speech
+/// starts (counted in audio, so the machine's speed does not matter): the first decode of an
+/// utterance comes after `first_decode_ms`, not the full interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_words_come_within_a_second_of_speech() {
+    let Some(s) = scheduler() else { return };
+    for clip in ["goforward.wav", "numbers.wav"] {
+        let audio = common::load_clip(clip);
+        let mut st = StreamingTranscriber::new(s.clone(), StreamConfig::default());
+        let mut speech_at = None;
+        let mut first_text_at = None;
+        for chunk in audio.chunks(320) {
+            for ev in st.push(chunk).await.unwrap() {
+                match ev {
+                    StreamEvent::SpeechStarted { at_ms } => speech_at = Some(at_ms),
+                    StreamEvent::Partial { text, .. } | StreamEvent::Final { text, .. }
+                        if !text.is_empty() && first_text_at.is_none() =>
+                    {
+                        first_text_at = Some(st.position_ms())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (start, first) = (speech_at.unwrap(), first_text_at.unwrap());
+        println!("{clip}: speech at {start} ms, first text at {first} ms of audio");
+        assert!(
+            first <= start + 1_000,
+            "{clip}: first text after {} ms of speech",
+            first - start
+        );
+    }
+}
