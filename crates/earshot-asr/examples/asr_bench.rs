@@ -142,6 +142,7 @@ struct StreamResult {
     first_partial: Vec<Duration>,
     lag: Duration,
     decodes: u64,
+    retries: u64,
     ctx_frames: u64,
 }
 
@@ -227,6 +228,7 @@ async fn run_stream(
         first_partial: s.first_partial_latencies,
         lag,
         decodes: s.decodes,
+        retries: s.full_ctx_retries,
         ctx_frames: s.ctx_frames,
     }
 }
@@ -270,6 +272,7 @@ async fn streams(ns: &[usize], speed: f64) {
         let mut lags = Vec::new();
         let mut wers = Vec::new();
         let mut decodes = 0;
+        let mut retries = 0;
         let mut ctx_frames = 0;
         for h in handles {
             let r = h.await.expect("task");
@@ -277,6 +280,7 @@ async fn streams(ns: &[usize], speed: f64) {
             fp.extend(r.first_partial);
             lags.push(r.lag);
             decodes += r.decodes;
+            retries += r.retries;
             ctx_frames += r.ctx_frames;
             let text = r.finals.join(" ");
             wers.push(common::wer(&reference, &text));
@@ -295,7 +299,7 @@ async fn streams(ns: &[usize], speed: f64) {
             cores / (cpu / (n as f64 * audio_s))
         );
         println!(
-            "{:?} threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} mean_ctx_s={:.1} WER mean={:.1}% max={:.1}%",
+            "{:?} threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} full_ctx_retries={retries} mean_ctx_s={:.1} WER mean={:.1}% max={:.1}%",
             stream_config(),
             e.config().threads,
             pct(&mut fl.clone(), 0.5),

@@ -131,6 +131,8 @@ pub struct StreamStats {
     pub decode_time: Duration,
     /// Audio pushed (ms).
     pub audio_ms: u64,
+    /// Decodes redone with the full 30 s context after degenerate output.
+    pub full_ctx_retries: u64,
     /// Sum of the encoder contexts of all decodes (frames of 20 ms): the main cost driver.
     pub ctx_frames: u64,
 }
@@ -400,6 +402,7 @@ impl StreamingTranscriber {
         let t0 = Instant::now();
         let t = self.sched.decode(self.buf.clone(), opts).await?;
         self.stats.decodes += 1;
+        self.stats.full_ctx_retries += u64::from(t.retried_full_ctx);
         self.stats.ctx_frames += t.audio_ctx as u64;
         self.stats.decode_time += t0.elapsed();
         let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();

@@ -121,11 +121,6 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // Already authenticated by the rate-limit middleware (extensions are set only by
-        // server code, never by the client).
-        if let Some(t) = parts.extensions.get::<Tenant>() {
-            return Ok(t.clone());
-        }
         let key = bearer(parts).map(str::to_owned).or_else(|| {
             // Only the WebSocket route accepts the key in the query string.
             parts

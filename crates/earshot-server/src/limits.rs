@@ -232,9 +232,6 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     if let Err(e) = state.limits.check_rate(&tenant) {
         return e.into_response();
     }
-    // The handler's own `Tenant` extractor takes it from here instead of checking the key
-    // against every configured key a second time.
-    parts.extensions.insert(Tenant(tenant));
     next.run(Request::from_parts(parts, body)).await
 }
 

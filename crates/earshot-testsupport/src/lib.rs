@@ -8,4 +8,4 @@
 mod redis_server;
 pub mod speech;
 
-pub use redis_server::{free_port, RedisServer, RedisServerBuilder};
+pub use redis_server::{RedisServer, RedisServerBuilder};
