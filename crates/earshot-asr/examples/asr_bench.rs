@@ -100,7 +100,7 @@ fn batch(ctxs: &[AudioCtx]) {
                 let segs = earshot_asr::batch::transcribe(&e, s).expect("transcribe");
                 total += t0.elapsed();
                 if pass == 0 {
-                    let text = earshot_asr::engine::join_segments(&segs);
+                    let text = earshot_asr::text::join_segments(&segs);
                     let (er, n) = common::clip_errors(f, r, &text);
                     errs += er;
                     words += n;
@@ -126,7 +126,7 @@ fn batch(ctxs: &[AudioCtx]) {
         let t0 = Instant::now();
         let segs = earshot_asr::batch::transcribe(&e, &long).expect("long");
         let dt = t0.elapsed().as_secs_f64();
-        let text = earshot_asr::engine::join_segments(&segs);
+        let text = earshot_asr::text::join_segments(&segs);
         println!(
             "batch-long ctx={ctx:?} audio={:.1}s rtf={:.4} WER={:.1}% text={text}",
             long.len() as f64 / 16000.0,
@@ -212,7 +212,9 @@ async fn run_stream(
             take(evs, &mut finals);
             i += 1;
         }
-        take(st.decode_if_due().await.expect("decode"), &mut finals);
+        if st.start_partial_if_due() {
+            take(st.partial_ready().await.expect("decode"), &mut finals);
+        }
     }
     let end_due = if speed > 0.0 {
         due(frames.len())
@@ -222,13 +224,14 @@ async fn run_stream(
     take(st.finish().await.expect("finish"), &mut finals);
     let lag = tokio::time::Instant::now().saturating_duration_since(end_due);
     let s = st.stats().clone();
+    let decodes = s.decodes();
     StreamResult {
         finals,
         final_lat: s.final_latencies,
         first_partial: s.first_partial_latencies,
         lag,
-        decodes: s.decodes,
-        retries: s.full_ctx_retries,
+        decodes,
+        retries: s.partials_dropped,
         ctx_frames: s.ctx_frames,
     }
 }
@@ -239,7 +242,7 @@ async fn streams(ns: &[usize], speed: f64) {
     let audio = Arc::new(audio);
     let audio_s = audio.len() as f64 / 16000.0;
     // Batch on the very same audio, for "streaming WER vs batch WER".
-    let batch_text = earshot_asr::engine::join_segments(
+    let batch_text = earshot_asr::text::join_segments(
         &earshot_asr::batch::transcribe(&e, &audio).expect("batch"),
     );
     println!(
@@ -253,6 +256,7 @@ async fn streams(ns: &[usize], speed: f64) {
             SchedulerConfig {
                 decode_slots: slots,
                 max_streams: n,
+                admission: Default::default(),
             },
         );
         let cpu0 = cpu_seconds();
@@ -299,7 +303,7 @@ async fn streams(ns: &[usize], speed: f64) {
             cores / (cpu / (n as f64 * audio_s))
         );
         println!(
-            "{:?} threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} full_ctx_retries={retries} mean_ctx_s={:.1} WER mean={:.1}% max={:.1}%",
+            "{:?} threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} partials_dropped={retries} mean_ctx_s={:.1} WER mean={:.1}% max={:.1}%",
             stream_config(),
             e.config().threads,
             pct(&mut fl.clone(), 0.5),
@@ -334,7 +338,7 @@ async fn cost_arrangements() {
         decodes += r.decodes;
         ctx_frames += r.ctx_frames;
         let stream_text = r.finals.join(" ");
-        let batch_text = earshot_asr::engine::join_segments(
+        let batch_text = earshot_asr::text::join_segments(
             &earshot_asr::batch::transcribe(&e, &audio).expect("batch"),
         );
         if std::env::var("VERBOSE").is_ok() {

@@ -80,7 +80,7 @@ pub(crate) fn append_window(
     new: Vec<Segment>,
 ) {
     if !new.is_empty() {
-        *prompt = Some(crate::engine::join_segments(&new));
+        *prompt = Some(crate::text::join_segments(&new));
     }
     all.extend(new);
 }

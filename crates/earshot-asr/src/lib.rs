@@ -15,9 +15,11 @@
 //!   [`model::fetch`].
 //! * [`engine`]: the shared whisper.cpp model ([`Engine`]) with a state pool, adaptive
 //!   `audio_ctx` and hallucination guards.
-//! * [`scheduler`]: decode slots, stream admission ([`Scheduler::try_admit`]) and metrics.
-//! * [`streaming`]: [`StreamingTranscriber`], the per-connection policy producing
-//!   [`StreamEvent`]s.
+//! * [`scheduler`]: decode slots by priority (commits before partials and uploads), stream
+//!   admission from measured cost ([`Scheduler::try_admit`]) and metrics.
+//! * [`streaming`]: [`LiveStream`] (one WebSocket stream), [`Backlog`] (its bounded,
+//!   paced audio queue) and [`StreamingTranscriber`], the policy producing [`StreamEvent`]s.
+//! * [`text`]: joining and normalising words, decoder-loop checks.
 //! * [`batch`]: [`batch::transcribe`] for whole files, windowed at pauses.
 //!
 //! # Example
@@ -66,14 +68,18 @@ mod loop_guard;
 pub mod model;
 pub mod scheduler;
 pub mod streaming;
+pub mod text;
 pub mod vad;
 
 pub use audio::{
     decode_bytes, decode_file, AudioEncoding, AudioError, DecodedAudio, StreamDecoder,
 };
 pub use engine::{AudioCtx, DecodeOptions, Engine, EngineConfig, EngineError, Transcript};
-pub use scheduler::{Permit, Scheduler, SchedulerConfig};
-pub use streaming::{StreamConfig, StreamEvent, StreamStats, StreamingTranscriber};
+pub use scheduler::{AdmissionConfig, LoadSnapshot, Permit, Priority, Scheduler, SchedulerConfig};
+pub use streaming::{
+    Backlog, BacklogPermit, FrameTooLarge, LiveError, LiveStream, StreamConfig, StreamEvent,
+    StreamStats, StreamingTranscriber,
+};
 
 /// One recognised segment (times in ms on the caller's clock).
 #[derive(Debug, Clone, PartialEq)]

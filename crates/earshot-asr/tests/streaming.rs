@@ -32,6 +32,7 @@ fn scheduler() -> Option<Scheduler> {
             SchedulerConfig {
                 decode_slots: 1,
                 max_streams: 8,
+                admission: Default::default(),
             },
         ))
     })
@@ -96,11 +97,8 @@ fn check_event_invariants(events: &[StreamEvent]) {
             } => {
                 assert!(start_ms <= end_ms, "{e:?}");
                 assert!(!text.trim().is_empty());
-                // Finals are in order (small overlaps from token timestamps allowed).
-                assert!(
-                    *end_ms + 1000 >= last_final_end,
-                    "{e:?} after {last_final_end}"
-                );
+                // Finals never go back in time, whatever whisper's word times say.
+                assert!(*start_ms >= last_final_end, "{e:?} after {last_final_end}");
                 last_final_end = last_final_end.max(*end_ms);
             }
             StreamEvent::SpeechStarted { .. } => {
@@ -117,7 +115,7 @@ fn check_event_invariants(events: &[StreamEvent]) {
 
 fn batch_wer(e: &Engine, audio: &[f32], reference: &str) -> f64 {
     let segs = earshot_asr::batch::transcribe(e, audio).unwrap();
-    common::wer(reference, &earshot_asr::engine::join_segments(&segs))
+    common::wer(reference, &earshot_asr::text::join_segments(&segs))
 }
 
 fn print_latencies(tag: &str, st: &StreamingTranscriber) {
@@ -136,7 +134,7 @@ fn print_latencies(tag: &str, st: &StreamingTranscriber) {
         p(&f, 0.95),
         f.len(),
         p(&fp, 0.5),
-        st.stats().decodes
+        st.stats().decodes()
     );
 }
 
@@ -262,7 +260,7 @@ async fn silence_yields_no_events_and_no_decodes() {
     events.extend(st.flush().await.unwrap());
     events.extend(st.finish().await.unwrap());
     assert!(events.is_empty(), "{events:?}");
-    assert_eq!(st.stats().decodes, 0);
+    assert_eq!(st.stats().decodes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,6 +303,7 @@ fn admission_is_bounded() {
         SchedulerConfig {
             decode_slots: 1,
             max_streams: 2,
+            admission: Default::default(),
         },
     );
     let a = s.try_admit().expect("first");
@@ -317,62 +316,73 @@ fn admission_is_bounded() {
     assert_eq!(s.streams_in_use(), 0);
 }
 
-/// A stream that fell behind (frames queued while a decode ran) catches up with one decode
-/// over its backlog, not one per second of it, and still loses no words.
+/// What becomes final depends on the audio alone: fed in 20 ms frames with a partial
+/// decode whenever one is due (an idle machine), or in 1.5 s lumps with no partial decode
+/// at all (a stream far behind on a loaded machine, or a client replaying a file), the same
+/// audio gives the same finals with the same times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_is_covered_by_one_decode() {
+async fn finals_do_not_depend_on_load_or_pace() {
     let Some(s) = scheduler() else { return };
-    let clip = common::load_clip("numbers.wav"); // 4 s of continuous speech
-    let reference = common::references()
-        .into_iter()
-        .find(|(f, _)| f == "numbers.wav")
-        .map(|(_, r)| r)
-        .unwrap();
-    let mut st = StreamingTranscriber::new(s, StreamConfig::default());
-    let at = Instant::now();
-    let mut events = Vec::new();
-    // 3 s of speech arrive while the stream is busy: fed as 20 ms frames, decoded once.
-    for frame in clip[..48_000].chunks(320) {
-        events.extend(st.feed(frame, at).await.unwrap());
-    }
-    assert_eq!(
-        st.stats().decodes,
-        0,
-        "feed alone never runs the periodic decode"
-    );
-    events.extend(st.decode_if_due().await.unwrap());
-    assert_eq!(st.stats().decodes, 1, "one decode covers the 3 s backlog");
-    assert!(
+    let (audio, reference, _) = common::concatenated_rotated(700, 3);
+    let finals_of = |events: &[StreamEvent]| -> Vec<(String, u64, u64)> {
         events
             .iter()
-            .any(|e| matches!(e, StreamEvent::Partial { text, .. } if !text.is_empty())),
-        "the catch-up decode yields a hypothesis: {events:?}"
-    );
-    // Nothing new is due right after it.
-    events.extend(st.decode_if_due().await.unwrap());
-    assert_eq!(st.stats().decodes, 1);
-    for frame in clip[48_000..].chunks(320) {
-        events.extend(st.push_received(frame, Instant::now()).await.unwrap());
+            .filter_map(|e| match e {
+                StreamEvent::Final {
+                    text,
+                    start_ms,
+                    end_ms,
+                } => Some((text.clone(), *start_ms, *end_ms)),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let mut idle = StreamingTranscriber::new(s.clone(), StreamConfig::default());
+    let mut a = Vec::new();
+    for frame in audio.chunks(320) {
+        a.extend(idle.push(frame).await.unwrap());
     }
-    events.extend(st.finish().await.unwrap());
-    check_event_invariants(&events);
-    let text = finals_text(&events);
+    a.extend(idle.finish().await.unwrap());
+    assert!(idle.stats().partial_decodes > 0, "partials ran");
+    assert!(a
+        .iter()
+        .any(|e| matches!(e, StreamEvent::Partial { text, .. } if !text.is_empty())));
+
+    let mut behind = StreamingTranscriber::new(s, StreamConfig::default());
+    let mut b = Vec::new();
+    for lump in audio.chunks(24_000) {
+        b.extend(behind.feed(lump, Instant::now()).await.unwrap());
+    }
+    b.extend(behind.finish().await.unwrap());
+    assert_eq!(behind.stats().partial_decodes, 0);
+
+    check_event_invariants(&a);
+    check_event_invariants(&b);
+    assert_eq!(finals_of(&a), finals_of(&b));
+    let text = finals_text(&a);
     let wer = common::wer(&reference, &text);
     assert!(
-        wer <= 0.34,
+        wer <= 0.25,
         "finals {text:?} vs {reference:?}: WER {wer:.2}"
     );
 }
 
 /// The first words of an utterance show up within a second of audio after the speech
 /// starts (counted in audio, so the machine's speed does not matter): the first decode of an
-/// utterance comes after `first_decode_ms`, not the full interval.
+/// utterance comes after `first_decode_ms`, not the full interval. Partials wait for a slot
+/// as long as it takes here: the decode slot is shared with the other tests of this binary,
+/// and a partial that gives up under load is the policy, not what this test is about.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_words_come_within_a_second_of_speech() {
     let Some(s) = scheduler() else { return };
+    let cfg = StreamConfig {
+        partial_max_wait_ms: 600_000,
+        ..StreamConfig::default()
+    };
     for clip in ["goforward.wav", "numbers.wav"] {
         let audio = common::load_clip(clip);
-        let mut st = StreamingTranscriber::new(s.clone(), StreamConfig::default());
+        let mut st = StreamingTranscriber::new(s.clone(), cfg.clone());
         let mut speech_at = None;
         let mut first_text_at = None;
         for chunk in audio.chunks(320) {

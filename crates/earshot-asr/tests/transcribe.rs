@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use earshot_asr::audio::i16_to_mulaw;
-use earshot_asr::engine::join_segments;
+use earshot_asr::text::join_segments;
 use earshot_asr::{decode_file, AudioEncoding, DecodeOptions, Engine, EngineConfig, StreamDecoder};
 
 fn engine() -> Option<Arc<Engine>> {

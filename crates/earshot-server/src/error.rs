@@ -55,6 +55,14 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// 409: the session is completed and takes no more segments or streams.
+    pub fn session_completed() -> Self {
+        Self::conflict(
+            "session_completed",
+            "the session is completed and accepts no more segments",
+        )
+    }
+
     /// 422: well-formed request with invalid values.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)

@@ -17,6 +17,7 @@ pub mod routes;
 pub mod speech;
 pub mod state;
 pub mod validate;
+pub mod views;
 pub mod ws_protocol;
 
 use std::net::SocketAddr;

@@ -34,6 +34,7 @@ async fn speech_app(max_streams: usize, idle: Duration) -> Option<TestApp> {
         SchedulerConfig {
             decode_slots: 1,
             max_streams,
+            admission: Default::default(),
         },
     );
     let speech = Speech {

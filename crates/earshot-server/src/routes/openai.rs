@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::stream::audio_api_error;
+use crate::speech::audio_api_error;
 use crate::state::AppState;
 
 /// `response_format` values OpenAI defines for Whisper.

@@ -95,16 +95,8 @@ pub async fn append_segment(
             Ok((StatusCode::CREATED, Json(json!({"seq": seq}))).into_response())
         }
         AppendOutcome::NotFound => Err(ApiError::session_not_found(id.as_str())),
-        AppendOutcome::Completed => Err(completed_conflict()),
+        AppendOutcome::Completed => Err(ApiError::session_completed()),
     }
-}
-
-/// The 409 for writes to a completed session.
-pub fn completed_conflict() -> ApiError {
-    ApiError::conflict(
-        "session_completed",
-        "the session is completed and accepts no more segments",
-    )
 }
 
 /// `POST /v1/sessions/{id}/complete` → 200 session with `transcript`; idempotent.
@@ -123,19 +115,11 @@ pub async fn complete(
             session,
             transcript,
             ..
-        } => Ok(Json(session_with_transcript(&session, transcript))),
+        } => Ok(Json(crate::views::session_with_transcript(
+            &session, transcript,
+        ))),
         CompleteOutcome::NotFound => Err(ApiError::session_not_found(id.as_str())),
     }
-}
-
-/// The session object with a `transcript` field, as `complete` and WebSocket
-/// `completed` frames return it.
-pub fn session_with_transcript(session: &Session, transcript: String) -> Value {
-    let mut v = serde_json::to_value(session).unwrap_or_else(|_| json!({}));
-    if let Value::Object(m) = &mut v {
-        m.insert("transcript".into(), Value::String(transcript));
-    }
-    v
 }
 
 /// `?format=` of the transcript route.

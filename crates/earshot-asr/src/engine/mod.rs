@@ -9,7 +9,7 @@
 //! margin, with a floor ([`AudioCtx::Adaptive`]). Whisper was trained on 30 s windows and
 //! degrades (drops the last words, or stops early) when the context is cut too tightly, which
 //! is why there is a margin and a floor; the defaults were chosen by measuring WER and RTF on
-//! `shared/audio` (see the crate's `asr_bench` example and the report in the issue).
+//! the shared speech clips with the crate's `asr_bench` example.
 //!
 //! # Hallucination guards
 //!
@@ -23,213 +23,30 @@
 //!   decoder keeps context without being led into loops by a long prompt;
 //! * a decoder loop is cut while it happens (a logits filter forces end-of-text once the
 //!   generated tokens end in a repeated n-gram), so a loop costs a dozen tokens, not a hundred;
-//! * a repetition check ([`is_repetitive`]): a segment that repeats an n-gram (n ≤ 4) more
+//! * a repetition check ([`crate::text::is_repetitive`]): a segment that repeats an n-gram (n ≤ 4) more
 //!   than [`EngineConfig::max_ngram_repeats`] times in a row is dropped;
 //! * non-speech tokens (`[Music]`, `(laughs)`) are suppressed and blank starts are suppressed.
 
-use std::path::PathBuf;
+mod config;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use config::SAMPLES_PER_CTX;
+pub use config::{AudioCtx, DecodeOptions, EngineConfig, EngineError, Transcript, FULL_AUDIO_CTX};
+
 use crate::audio::TARGET_RATE;
+use crate::text::{
+    cap_prompt, collapse_repeats, collapse_short_repeats, drop_stutters, is_repetitive, join_words,
+    norm_text,
+};
 use crate::vad::{self, Aggressiveness};
 use crate::{Segment, Word};
-
-/// Samples per encoder frame (20 ms at 16 kHz).
-const SAMPLES_PER_CTX: usize = 320;
-/// whisper's full context (30 s).
-pub const FULL_AUDIO_CTX: usize = 1500;
-
-/// How the encoder context is sized per decode.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AudioCtx {
-    /// Always the full 30 s (whisper.cpp's default; slowest, the reference for accuracy).
-    Full,
-    /// `audio length + margin_ms`, at least `floor_ms`, rounded up to a multiple of 64
-    /// frames, at most 30 s.
-    Adaptive {
-        /// Extra context after the audio.
-        margin_ms: u32,
-        /// Minimum context.
-        floor_ms: u32,
-    },
-}
-
-impl AudioCtx {
-    /// The `audio_ctx` value (encoder frames) for `n_samples` of 16 kHz audio; 0 = full.
-    pub fn frames_for(&self, n_samples: usize) -> usize {
-        match *self {
-            AudioCtx::Full => FULL_AUDIO_CTX,
-            AudioCtx::Adaptive {
-                margin_ms,
-                floor_ms,
-            } => {
-                let audio = n_samples.div_ceil(SAMPLES_PER_CTX);
-                let want = (audio + margin_ms as usize / 20).max(floor_ms as usize / 20);
-                let rounded = want.div_ceil(64) * 64;
-                rounded.min(FULL_AUDIO_CTX)
-            }
-        }
-    }
-}
-
-impl Default for AudioCtx {
-    fn default() -> Self {
-        AudioCtx::Adaptive {
-            margin_ms: 3000,
-            floor_ms: 10_000,
-        }
-    }
-}
-
-/// Engine settings.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// The ggml model file.
-    pub model_path: PathBuf,
-    /// CPU threads per decode. Default 1, measured: ggml's threads spin at a barrier after
-    /// every graph node, so a 2-thread decode stalls whenever a neighbour takes one core; on
-    /// the shared 2-core machine (load 3-7) one thread per decode was 1.3-3x faster than two
-    /// (batch RTF 0.50 vs 1.33 at the default `audio_ctx`), and two 1-thread decode slots
-    /// give the same throughput as one 2-thread slot when idle. Use 2 on a dedicated machine
-    /// that serves one stream at a time.
-    pub threads: usize,
-    /// Spoken language (`"en"`); ignored by English-only models.
-    pub language: String,
-    /// Flash attention in whisper.cpp. Off by default: measured on the 2-core AVX2 machine
-    /// (ctx_probe, 1 thread, idle), it made every decode slower: full 30 s context 1.79 vs
-    /// 0.89 s per audio s, a 10 s context 0.27 vs 0.20. It is a GPU-side win.
-    pub flash_attn: bool,
-    /// Encoder context sizing.
-    pub audio_ctx: AudioCtx,
-    /// Beam size; 1 = greedy (fastest; same WER as beam 5 on tiny.en in our measurements).
-    pub beam_size: usize,
-    /// Drop segments with no-speech probability above this...
-    pub no_speech_thold: f32,
-    /// ...and mean token log-probability below this.
-    pub logprob_thold: f32,
-    /// Drop segments whose mean token log-probability is below this, whatever no-speech says.
-    pub hard_logprob_floor: f32,
-    /// Maximum characters of the initial prompt (the most recent committed text is kept).
-    pub max_prompt_chars: usize,
-    /// A segment that repeats an n-gram more often than this in a row is dropped.
-    pub max_ngram_repeats: usize,
-    /// Do not decode audio with less voiced audio than this (ms); 0 disables VAD gating.
-    pub min_voiced_ms: u64,
-    /// Decoding states kept in the pool for reuse.
-    pub max_pooled_states: usize,
-}
-
-impl EngineConfig {
-    /// Defaults for `model_path`.
-    pub fn new(model_path: impl Into<PathBuf>) -> Self {
-        EngineConfig {
-            model_path: model_path.into(),
-            threads: 1,
-            language: "en".into(),
-            flash_attn: false,
-            audio_ctx: AudioCtx::default(),
-            beam_size: 1,
-            no_speech_thold: 0.6,
-            logprob_thold: -1.0,
-            hard_logprob_floor: -2.0,
-            max_prompt_chars: 200,
-            max_ngram_repeats: 3,
-            min_voiced_ms: 90,
-            max_pooled_states: 4,
-        }
-    }
-}
-
-/// Engine failures.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The model file is missing or not a whisper ggml model.
-    #[error("cannot load whisper model {path}: {reason}")]
-    Load {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// whisper.cpp failed while decoding.
-    #[error("whisper decode failed: {0}")]
-    Decode(String),
-    /// The decode task died (panic in a blocking thread, runtime shutting down).
-    #[error("decode task failed: {0}")]
-    Task(String),
-}
-
-/// Per-call options.
-#[derive(Debug, Clone, Default)]
-pub struct DecodeOptions {
-    /// Context text (committed text before this audio); capped by the engine.
-    pub prompt: Option<String>,
-    /// Added to every timestamp (ms): where this audio starts on the caller's clock.
-    pub offset_ms: i64,
-    /// Temperature fallback on low-confidence output (better accuracy on hard audio, but up
-    /// to 6x the cost; streaming turns it off since it re-decodes anyway).
-    pub temperature_fallback: bool,
-    /// Skip the VAD gate (the caller already knows there is speech).
-    pub skip_vad_gate: bool,
-    /// Keep a looped segment cut back to one copy of its repeated phrase, instead of dropping
-    /// it and redoing the decode with the full 30 s context. Streams use this: a
-    /// full-context decode costs as much as four to six of their decodes and stalls a slot
-    /// for ~2 s (the p95 of final latency), while the loop guard has already stopped the loop
-    /// right after the words that were said; a stream re-decodes its window anyway.
-    pub salvage_loops: bool,
-    /// Encoder context policy for this call (`None`: the engine's
-    /// [`EngineConfig::audio_ctx`]). Streaming uses a tighter one: it re-decodes the same
-    /// audio every second, so a word a short context misses is picked up by the next decode.
-    pub audio_ctx: Option<AudioCtx>,
-}
-
-/// The result of one decode.
-#[derive(Debug, Clone, Default)]
-pub struct Transcript {
-    /// Kept segments.
-    pub segments: Vec<Segment>,
-    /// Audio duration decoded (ms).
-    pub audio_ms: u64,
-    /// Wall time spent in whisper.
-    pub elapsed: Duration,
-    /// True if the VAD gate skipped the decode.
-    pub skipped_silence: bool,
-    /// Segments removed by the hallucination guards.
-    pub dropped_segments: usize,
-    /// The `audio_ctx` used (1500 = full).
-    pub audio_ctx: usize,
-    /// The short-context decode looked degenerate and was redone with the full context.
-    pub retried_full_ctx: bool,
-}
-
-impl Transcript {
-    /// All kept text, space-joined.
-    pub fn text(&self) -> String {
-        join_segments(&self.segments)
-    }
-}
-
-/// Join segment texts with single spaces.
-pub fn join_segments(segs: &[Segment]) -> String {
-    let mut s = String::new();
-    for seg in segs {
-        let t = seg.text.trim();
-        if t.is_empty() {
-            continue;
-        }
-        if !s.is_empty() {
-            s.push(' ');
-        }
-        s.push_str(t);
-    }
-    s
-}
 
 /// A loaded model plus a pool of decoding states. Share it as `Arc<Engine>`; `decode` is
 /// blocking (run it on a blocking thread, see [`crate::Scheduler`]).
@@ -531,7 +348,8 @@ impl Engine {
             if looped && salvage {
                 collapse_repeats(&mut words);
                 collapse_short_repeats(&mut words, self.cfg.max_ngram_repeats);
-                text = crate::streaming::join_words(&words);
+                drop_stutters(&mut words);
+                text = join_words(&words);
                 looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
             }
             if no_content || unlikely || looped {
@@ -544,7 +362,7 @@ impl Engine {
             // A phrase of 3+ words said twice in a row is almost always whisper echoing itself
             // (it happens when a short window ends in silence): keep one copy.
             let (words, text) = if collapse_repeats(&mut words) {
-                let t = crate::streaming::join_words(&words);
+                let t = join_words(&words);
                 (words, t)
             } else {
                 (words, text)
@@ -604,181 +422,4 @@ fn push_word(
         end_ms: end,
         prob: psum / n.max(1) as f32,
     });
-}
-
-/// Keep at most `max_chars` of the end of `prompt`, starting at a word boundary.
-pub fn cap_prompt(prompt: &str, max_chars: usize) -> String {
-    let p = prompt.trim();
-    let n = p.chars().count();
-    if n <= max_chars {
-        return p.to_string();
-    }
-    let tail: String = p.chars().skip(n - max_chars).collect();
-    match tail.find(' ') {
-        Some(i) if i + 1 < tail.len() => tail[i + 1..].to_string(),
-        _ => tail,
-    }
-}
-
-/// Normalise a word for comparisons: lower case, letters/digits/apostrophes only.
-pub fn norm_word(w: &str) -> String {
-    w.chars()
-        .filter(|c| c.is_alphanumeric() || *c == '\'')
-        .flat_map(|c| c.to_lowercase())
-        .collect()
-}
-
-/// Normalised words of a text joined by spaces (for equality tests).
-pub fn norm_text(text: &str) -> String {
-    text.split_whitespace()
-        .map(norm_word)
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Remove immediate repeats of phrases of 3 or more words ("seven of clubs seven of clubs"
-/// -> "seven of clubs"). Returns true if anything was removed.
-pub fn collapse_repeats(words: &mut Vec<Word>) -> bool {
-    let mut changed = false;
-    let mut n = 6;
-    while n >= 3 {
-        let mut i = 0;
-        while i + 2 * n <= words.len() {
-            let same = (0..n).all(|k| {
-                let a = norm_word(&words[i + k].text);
-                !a.is_empty() && a == norm_word(&words[i + n + k].text)
-            });
-            if same {
-                words.drain(i + n..i + 2 * n);
-                changed = true;
-            } else {
-                i += 1;
-            }
-        }
-        n -= 1;
-    }
-    changed
-}
-
-/// Cut runs of a 1- or 2-word phrase repeated more than `max_repeats` times in a row ("5 5 5
-/// 5 5 5", a decoder loop) back to one copy. Shorter runs ("no no no") are speech and stay.
-pub fn collapse_short_repeats(words: &mut Vec<Word>, max_repeats: usize) {
-    for n in [1usize, 2] {
-        let mut i = 0;
-        while i + n <= words.len() {
-            let unit: Vec<String> = words[i..i + n].iter().map(|w| norm_word(&w.text)).collect();
-            let mut reps = 1;
-            while i + (reps + 1) * n <= words.len()
-                && (0..n).all(|k| norm_word(&words[i + reps * n + k].text) == unit[k])
-            {
-                reps += 1;
-            }
-            if reps > max_repeats && unit.iter().all(|u| !u.is_empty()) {
-                words.drain(i + n..i + reps * n);
-            }
-            i += 1;
-        }
-    }
-}
-
-/// True when some n-gram (n = 1..=4) occurs more than `max_repeats` times in a row, the
-/// classic whisper loop ("thank you thank you thank you ...").
-pub fn is_repetitive(text: &str, max_repeats: usize) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(norm_word)
-        .filter(|w| !w.is_empty())
-        .collect();
-    let max_repeats = max_repeats.max(1);
-    for n in 1..=4usize {
-        if words.len() < n * (max_repeats + 1) {
-            continue;
-        }
-        for start in 0..words.len().saturating_sub(n * (max_repeats + 1)) + 1 {
-            let gram = &words[start..start + n];
-            let mut reps = 1;
-            let mut pos = start + n;
-            while pos + n <= words.len() && &words[pos..pos + n] == gram {
-                reps += 1;
-                pos += n;
-            }
-            if reps > max_repeats {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repetition() {
-        assert!(!is_repetitive("five five", 3));
-        assert!(!is_repetitive("go forward ten meters", 3));
-        assert!(is_repetitive(
-            "thank you. thank you. thank you. thank you.",
-            3
-        ));
-        assert!(is_repetitive("a a a a a", 3));
-        assert!(!is_repetitive("no no no", 3));
-    }
-
-    fn words(s: &str) -> Vec<Word> {
-        s.split_whitespace()
-            .map(|t| Word {
-                text: t.into(),
-                start_ms: 0,
-                end_ms: 0,
-                prob: 1.0,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn short_loops_collapse_and_speech_stays() {
-        let mut w = words("seven of clubs 5 5 5 5 5 5");
-        collapse_short_repeats(&mut w, 3);
-        assert_eq!(crate::streaming::join_words(&w), "seven of clubs 5");
-        let mut w = words("no no no stop");
-        collapse_short_repeats(&mut w, 3);
-        assert_eq!(crate::streaming::join_words(&w), "no no no stop");
-        let mut w = words("go on go on go on go on go on");
-        collapse_short_repeats(&mut w, 3);
-        assert_eq!(crate::streaming::join_words(&w), "go on");
-    }
-
-    #[test]
-    fn repeats_collapse() {
-        let mut w = words("7 of Clubs. 7 of Clubs.");
-        assert!(collapse_repeats(&mut w));
-        assert_eq!(crate::streaming::join_words(&w), "7 of Clubs.");
-        let mut w = words("five five go forward");
-        assert!(!collapse_repeats(&mut w));
-        assert_eq!(w.len(), 4);
-    }
-
-    #[test]
-    fn prompt_cap() {
-        assert_eq!(cap_prompt("hello world", 100), "hello world");
-        let c = cap_prompt("alpha beta gamma delta", 12);
-        assert_eq!(c, "gamma delta");
-    }
-
-    #[test]
-    fn audio_ctx_sizes() {
-        let a = AudioCtx::Adaptive {
-            margin_ms: 2000,
-            floor_ms: 5000,
-        };
-        assert_eq!(a.frames_for(16000), 256); // 1 s -> floor 250 -> 256
-        assert_eq!(a.frames_for(16000 * 10), 640); // 10 s + 2 s = 600 -> 640
-        assert_eq!(AudioCtx::default().frames_for(16000 * 3), 512); // floor 10 s
-        assert_eq!(AudioCtx::default().frames_for(16000 * 12), 768); // 15 s
-        assert_eq!(a.frames_for(16000 * 40), 1500);
-        assert_eq!(AudioCtx::Full.frames_for(1), 1500);
-    }
 }

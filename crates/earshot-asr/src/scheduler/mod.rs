@@ -1,0 +1,258 @@
+//! Decode scheduling: a bounded number of concurrent decodes ("slots") handed out by
+//! priority, admission of live streams from their measured cost, and the scheduler metrics.
+//!
+//! Why slots: a *decode slot* is one whisper decode running on `threads` cores; running more
+//! decodes than `cores / threads` at once makes ggml's worker threads fight over cores (they
+//! spin at a barrier after every graph node), which is slower for everyone.
+//!
+//! Why priorities ([`slots`]): a stream's commit decodes (their words become finals) must
+//! never wait behind optional partial decodes or a long upload.
+//!
+//! Why measured admission ([`load`]): what a stream costs depends on the speech, the model
+//! and the machine. [`Scheduler::try_admit`] returns `None` when one more stream would
+//! push the predicted commit load past the target, and the server answers `overloaded`
+//! (WS close 1013) instead of letting every stream fall behind.
+//!
+//! Decodes run on tokio's blocking pool (`spawn_blocking`), never on the async workers.
+//! Metrics: `earshot_asr_queue_wait_seconds{priority}` (wait for a slot),
+//! `earshot_asr_slots_in_use`, `earshot_asr_partials_skipped_total`, and the load gauges of
+//! [`load`]; `earshot_asr_realtime_factor` is recorded by the engine.
+
+mod load;
+mod slots;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use load::{AdmissionConfig, LoadSnapshot};
+pub use slots::Priority;
+
+use crate::batch::{self, BatchOptions};
+use crate::engine::{DecodeOptions, Engine, EngineError, Transcript};
+use crate::Segment;
+use load::LoadMeter;
+use slots::Slots;
+
+/// Scheduler capacity.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Concurrent decodes.
+    pub decode_slots: usize,
+    /// Hard cap on streams admitted at once, whatever the measured cost allows.
+    pub max_streams: usize,
+    /// Admission from measured cost.
+    pub admission: AdmissionConfig,
+}
+
+impl SchedulerConfig {
+    /// Defaults for an engine using `threads_per_decode` threads on this machine:
+    /// `max(1, cores / threads)` slots; streams admitted by measured cost, at most 16 per
+    /// slot.
+    pub fn for_threads(threads_per_decode: usize) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let slots = (cores / threads_per_decode.max(1)).max(1);
+        SchedulerConfig {
+            decode_slots: slots,
+            max_streams: slots * 16,
+            admission: AdmissionConfig::default(),
+        }
+    }
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    slots: Slots,
+    load: LoadMeter,
+    cfg: SchedulerConfig,
+}
+
+/// Shared decode scheduler (cheap to clone).
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("cfg", &self.inner.cfg)
+            .field("slots_in_use", &self.slots_in_use())
+            .finish()
+    }
+}
+
+/// Admission of one stream; dropping it frees the place.
+pub struct Permit {
+    sched: Scheduler,
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Permit")
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.sched.inner.load.release();
+    }
+}
+
+impl Scheduler {
+    /// A scheduler for `engine` with the default capacity for its thread count.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let cfg = SchedulerConfig::for_threads(engine.config().threads);
+        Self::with_config(engine, cfg)
+    }
+
+    /// A scheduler with explicit capacity.
+    pub fn with_config(engine: Arc<Engine>, cfg: SchedulerConfig) -> Self {
+        let cfg = SchedulerConfig {
+            decode_slots: cfg.decode_slots.max(1),
+            max_streams: cfg.max_streams.max(1),
+            admission: cfg.admission,
+        };
+        metrics::gauge!("earshot_asr_slots_in_use").set(0.0);
+        let load = LoadMeter::new(cfg.decode_slots, cfg.max_streams, cfg.admission.clone());
+        Scheduler {
+            inner: Arc::new(Inner {
+                slots: Slots::new(cfg.decode_slots),
+                load,
+                engine,
+                cfg,
+            }),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    /// The capacity.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.inner.cfg
+    }
+
+    /// Admit a new stream, or `None` when one more would make the admitted streams late
+    /// (answer `overloaded`).
+    pub fn try_admit(&self) -> Option<Permit> {
+        self.inner.load.try_admit().then(|| Permit {
+            sched: self.clone(),
+        })
+    }
+
+    /// Streams currently admitted.
+    pub fn streams_in_use(&self) -> usize {
+        self.inner.load.snapshot().streams
+    }
+
+    /// The admission figures now.
+    pub fn load(&self) -> LoadSnapshot {
+        self.inner.load.snapshot()
+    }
+
+    /// Decodes currently running.
+    pub fn slots_in_use(&self) -> usize {
+        self.inner.slots.in_use()
+    }
+
+    /// Count `ms` of audio taken in by a live stream (the denominator of its cost).
+    pub fn stream_audio(&self, ms: u64) {
+        self.inner.load.stream_audio(ms as f64 / 1000.0);
+    }
+
+    /// Decode one window in a slot of `priority` (waits for the slot; runs on the blocking
+    /// pool). The slot stays taken until whisper returns, even if the caller stops waiting.
+    pub async fn decode(
+        &self,
+        priority: Priority,
+        samples: Vec<f32>,
+        opts: DecodeOptions,
+    ) -> Result<Transcript, EngineError> {
+        let t0 = Instant::now();
+        let guard = self.inner.slots.acquire(priority).await;
+        metrics::histogram!("earshot_asr_queue_wait_seconds", "priority" => label(priority))
+            .record(t0.elapsed().as_secs_f64());
+        metrics::gauge!("earshot_asr_slots_in_use").set(self.inner.slots.in_use() as f64);
+        let sched = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let out = sched.inner.engine.decode(&samples, &opts);
+            sched.inner.load.decoded(priority, started.elapsed());
+            drop(guard);
+            metrics::gauge!("earshot_asr_slots_in_use").set(sched.inner.slots.in_use() as f64);
+            out
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))?
+    }
+
+    /// A partial decode: like [`decode`](Self::decode) at [`Priority::Partial`], but given up
+    /// (`Ok(None)`) if no slot frees within `max_wait`: a partial that comes late is worth
+    /// less than the slot.
+    pub async fn decode_partial(
+        &self,
+        samples: Vec<f32>,
+        opts: DecodeOptions,
+        max_wait: Duration,
+    ) -> Result<Option<Transcript>, EngineError> {
+        let t0 = Instant::now();
+        let Ok(guard) =
+            tokio::time::timeout(max_wait, self.inner.slots.acquire(Priority::Partial)).await
+        else {
+            metrics::counter!("earshot_asr_partials_skipped_total").increment(1);
+            return Ok(None);
+        };
+        metrics::histogram!("earshot_asr_queue_wait_seconds", "priority" => "partial")
+            .record(t0.elapsed().as_secs_f64());
+        let sched = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = sched.inner.engine.decode(&samples, &opts);
+            drop(guard);
+            out.map(Some)
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))?
+    }
+
+    /// Transcribe a whole file's samples, window by window, each window in a slot of
+    /// [`Priority::Batch`] (so an upload shares the machine fairly with live streams).
+    pub async fn transcribe(
+        &self,
+        samples: Arc<Vec<f32>>,
+        opts: BatchOptions,
+    ) -> Result<Vec<Segment>, EngineError> {
+        let windows = batch::plan_windows(&samples, &opts);
+        let mut segments = Vec::new();
+        let mut prompt: Option<String> = None;
+        for w in windows {
+            let piece = samples[w.clone()].to_vec();
+            let dopts = DecodeOptions {
+                prompt: if opts.condition_on_previous_text {
+                    prompt.clone()
+                } else {
+                    None
+                },
+                offset_ms: (w.start as i64 * 1000) / crate::audio::TARGET_RATE as i64,
+                temperature_fallback: opts.temperature_fallback,
+                skip_vad_gate: false,
+                audio_ctx: None,
+                salvage_loops: false,
+            };
+            let t = self.decode(Priority::Batch, piece, dopts).await?;
+            batch::append_window(&mut segments, &mut prompt, t.segments);
+        }
+        Ok(segments)
+    }
+}
+
+fn label(p: Priority) -> &'static str {
+    match p {
+        Priority::Commit => "commit",
+        Priority::Batch => "batch",
+        Priority::Partial => "partial",
+    }
+}

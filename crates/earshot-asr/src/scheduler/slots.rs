@@ -1,0 +1,201 @@
+//! Decode slots handed out by priority, not by arrival.
+//!
+//! A plain FIFO semaphore lets a stream's cheap, optional partial decodes queue in front of
+//! another stream's utterance-final decode, which then waits behind seconds of work nobody
+//! needs any more: under load that is what made finals late. Here a freed slot goes to the
+//! most urgent waiter: commits (the decodes whose words become finals) first, then uploads
+//! and partials in arrival order. An upload that has waited [`BATCH_AGING`] counts as
+//! urgent, so a flood of live commits cannot starve it forever.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+/// How urgent a decode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Priority {
+    /// A stream's commit decode: its words become finals. Never skipped.
+    Commit,
+    /// A window of an upload.
+    Batch,
+    /// A stream's partial hypothesis: optional; the caller gives up when it waits too long.
+    Partial,
+}
+
+/// An upload window waiting this long is served like a commit.
+pub const BATCH_AGING: Duration = Duration::from_secs(3);
+
+struct Waiter {
+    priority: Priority,
+    since: Instant,
+    tx: oneshot::Sender<SlotGuard>,
+}
+
+struct State {
+    free: usize,
+    waiters: VecDeque<Waiter>,
+}
+
+/// The slot pool (cheap to clone).
+#[derive(Clone)]
+pub struct Slots {
+    state: Arc<Mutex<State>>,
+    total: usize,
+}
+
+/// One slot, taken until dropped; dropping hands it to the next waiter.
+pub struct SlotGuard {
+    slots: Option<Slots>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if let Some(slots) = self.slots.take() {
+            slots.release();
+        }
+    }
+}
+
+impl Slots {
+    /// `total` concurrent decodes.
+    pub fn new(total: usize) -> Self {
+        Slots {
+            state: Arc::new(Mutex::new(State {
+                free: total.max(1),
+                waiters: VecDeque::new(),
+            })),
+            total: total.max(1),
+        }
+    }
+
+    /// Slots taken now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.state.lock().free
+    }
+
+    #[cfg(test)]
+    /// Waiters queued now, per priority (commit, batch, partial).
+    pub fn queued(&self) -> (usize, usize, usize) {
+        let st = self.state.lock();
+        let count = |p| st.waiters.iter().filter(|w| w.priority == p).count();
+        (
+            count(Priority::Commit),
+            count(Priority::Batch),
+            count(Priority::Partial),
+        )
+    }
+
+    /// Wait for a slot. Cancel-safe: a waiter dropped before it is served takes nothing.
+    pub async fn acquire(&self, priority: Priority) -> SlotGuard {
+        let rx = {
+            let mut st = self.state.lock();
+            if st.free > 0 && st.waiters.is_empty() {
+                st.free -= 1;
+                return self.guard();
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push_back(Waiter {
+                priority,
+                since: Instant::now(),
+                tx,
+            });
+            rx
+        };
+        match rx.await {
+            Ok(guard) => guard,
+            // The pool never drops a waiter's sender without serving it.
+            Err(_) => unreachable!("slot waiter dropped unserved"),
+        }
+    }
+
+    fn guard(&self) -> SlotGuard {
+        SlotGuard {
+            slots: Some(self.clone()),
+        }
+    }
+
+    fn release(&self) {
+        let mut st = self.state.lock();
+        loop {
+            let Some(i) = next_waiter(&st.waiters, Instant::now()) else {
+                st.free += 1;
+                return;
+            };
+            let w = st.waiters.remove(i).expect("index from next_waiter");
+            // A waiter that gave up (its receiver is gone) hands the guard straight back:
+            // forget that guard so it does not re-enter `release` under the lock.
+            match w.tx.send(self.guard()) {
+                Ok(()) => return,
+                Err(mut g) => {
+                    g.slots = None;
+                }
+            }
+        }
+    }
+}
+
+/// Index of the waiter to serve: the oldest commit (or aged upload), else the oldest of
+/// the rest.
+fn next_waiter(waiters: &VecDeque<Waiter>, now: Instant) -> Option<usize> {
+    let urgent = |w: &Waiter| {
+        w.priority == Priority::Commit
+            || (w.priority == Priority::Batch && now.duration_since(w.since) >= BATCH_AGING)
+    };
+    waiters
+        .iter()
+        .position(urgent)
+        .or(if waiters.is_empty() { None } else { Some(0) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_commit_overtakes_queued_partials() {
+        let slots = Slots::new(1);
+        let held = slots.acquire(Priority::Partial).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (i, p) in [Priority::Partial, Priority::Batch, Priority::Commit]
+            .into_iter()
+            .enumerate()
+        {
+            let (s, o) = (slots.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _g = s.acquire(p).await;
+                o.lock().push(p);
+                tokio::task::yield_now().await;
+            }));
+            // Queue them in this order.
+            while slots.queued().0 + slots.queued().1 + slots.queued().2 <= i {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            *order.lock(),
+            vec![Priority::Commit, Priority::Partial, Priority::Batch]
+        );
+        assert_eq!(slots.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_takes_nothing() {
+        let slots = Slots::new(1);
+        let held = slots.acquire(Priority::Commit).await;
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(20), slots.acquire(Priority::Partial)).await;
+        assert!(gave_up.is_err());
+        drop(held);
+        assert_eq!(slots.in_use(), 0, "the slot is free again");
+        let _again = slots.acquire(Priority::Batch).await;
+        assert_eq!(slots.in_use(), 1);
+    }
+}

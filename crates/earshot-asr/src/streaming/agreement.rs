@@ -1,0 +1,87 @@
+//! Where a new decode of the window starts to say something new: the window still holds the
+//! audio of committed words (as context for whisper), so each decode repeats them, possibly
+//! revised ("close" -> "clubs") or with a word more or less.
+
+use crate::text::norm_word;
+use crate::Word;
+
+/// The words of `new` (a decode of the whole window) after the ones already committed from
+/// this window. `last_committed_end_ms` is the end of the last committed word.
+pub fn strip_committed(
+    committed: &[Word],
+    last_committed_end_ms: i64,
+    mut new: Vec<Word>,
+) -> Vec<Word> {
+    if committed.is_empty() {
+        return new;
+    }
+    // Align the committed words to a prefix of the new decode by edit distance.
+    let cw: Vec<String> = committed.iter().map(|w| norm_word(&w.text)).collect();
+    let nw: Vec<String> = new.iter().map(|w| norm_word(&w.text)).collect();
+    let (k, dist) = aligned_prefix(&cw, &nw);
+    if dist <= (cw.len() / 2).max(1) {
+        new.drain(..k);
+        return new;
+    }
+    // Otherwise by time, then by n-gram overlap with the committed tail (whisper_streaming).
+    new.retain(|w| w.start_ms > last_committed_end_ms - 100);
+    if let Some(first) = new.first() {
+        if (first.start_ms - last_committed_end_ms).abs() < 1000 {
+            let max_n = committed.len().min(new.len()).min(5);
+            for i in (1..=max_n).rev() {
+                let tail = &cw[cw.len() - i..];
+                let head: Vec<String> = new[..i].iter().map(|w| norm_word(&w.text)).collect();
+                if tail == head.as_slice() {
+                    new.drain(..i);
+                    break;
+                }
+            }
+        }
+    }
+    new
+}
+
+/// The prefix `new[..k]` that best matches `committed` (word edit distance; ties go to the `k`
+/// closest to `committed.len()`), and that distance.
+pub fn aligned_prefix(committed: &[String], new: &[String]) -> (usize, usize) {
+    let m = committed.len();
+    // prev[j] = distance(committed[..i], new[..j])
+    let mut prev: Vec<usize> = (0..=new.len()).collect();
+    for i in 1..=m {
+        let mut cur = vec![i; new.len() + 1];
+        for j in 1..=new.len() {
+            let sub = prev[j - 1] + usize::from(committed[i - 1] != new[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        prev = cur;
+    }
+    let mut best = (0usize, usize::MAX);
+    for (k, d) in prev.iter().enumerate() {
+        let closer = k.abs_diff(m) < best.0.abs_diff(m);
+        if *d < best.1 || (*d == best.1 && closer) {
+            best = (k, *d);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aligned_prefix;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn alignment() {
+        assert_eq!(
+            aligned_prefix(&v("ten of close"), &v("ten of clubs seven of clubs")),
+            (3, 1)
+        );
+        assert_eq!(aligned_prefix(&v("a b c"), &v("a b c d")), (3, 0));
+        assert_eq!(aligned_prefix(&v("a b c"), &v("a x b c d")), (4, 1));
+        assert_eq!(aligned_prefix(&v("a b c"), &v("c d e")), (1, 2));
+        assert_eq!(aligned_prefix(&v("a b"), &v("")), (0, 2));
+    }
+}

@@ -1,0 +1,635 @@
+//! The policy of one stream over 16 kHz samples: VAD events, the window, commit decodes at
+//! points fixed by the audio, optional partial decodes in the background.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::agreement::strip_committed;
+use super::config::{StreamConfig, StreamEvent, StreamStats};
+use crate::audio::TARGET_RATE;
+use crate::engine::{DecodeOptions, EngineError, Transcript};
+use crate::scheduler::{Priority, Scheduler};
+use crate::text::{collapse_repeats, join_words, norm_word};
+use crate::vad::{Vad, VadEvent, FRAME_SAMPLES};
+use crate::Word;
+
+const SPM: u64 = TARGET_RATE as u64 / 1000; // samples per ms
+
+type PartialResult = Result<Option<Transcript>, EngineError>;
+
+/// A partial decode in flight.
+struct Pending {
+    /// `generation` when it started: a commit since then makes its words stale.
+    generation: u64,
+    handle: JoinHandle<PartialResult>,
+}
+
+/// One live stream's transcription state. Push 16 kHz mono samples; decoding goes through the
+/// shared [`Scheduler`].
+pub struct StreamingTranscriber {
+    cfg: StreamConfig,
+    sched: Scheduler,
+    vad: Vad,
+    /// The window (audio not yet trimmed).
+    buf: Vec<f32>,
+    /// Stream sample index of `buf[0]`.
+    buf_start: u64,
+    /// Samples pushed so far.
+    total: u64,
+    in_utterance: bool,
+    /// `total` at the last commit decode (or speech start).
+    last_commit_at: u64,
+    /// `total` at the last partial decode's start (or speech start).
+    last_partial_at: u64,
+    /// Committed words whose audio is still in the window.
+    committed_in_window: Vec<Word>,
+    /// End (ms) of the last committed word.
+    last_committed_end_ms: i64,
+    /// End (ms) of the last final sent: no final starts before it.
+    last_final_end_ms: u64,
+    /// Uncommitted words of the last commit decode.
+    tail: Vec<Word>,
+    /// What the partial shows: uncommitted words of the newest decode of either kind.
+    hypothesis: Vec<Word>,
+    /// Committed text before the window (the prompt), tail only.
+    prompt_text: String,
+    rev: u64,
+    last_partial: String,
+    /// Bumped by every commit decode.
+    generation: u64,
+    pending: Option<Pending>,
+    arrivals: VecDeque<(u64, Instant)>,
+    /// Speech start (sample) awaiting its first partial.
+    first_partial_pending: Option<u64>,
+    stats: StreamStats,
+}
+
+impl std::fmt::Debug for StreamingTranscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingTranscriber")
+            .field("total_ms", &(self.total / SPM))
+            .field("in_utterance", &self.in_utterance)
+            .finish()
+    }
+}
+
+impl Drop for StreamingTranscriber {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.handle.abort();
+        }
+    }
+}
+
+impl StreamingTranscriber {
+    /// A new stream decoding through `sched`.
+    pub fn new(sched: Scheduler, cfg: StreamConfig) -> Self {
+        StreamingTranscriber {
+            vad: Vad::new(cfg.vad.clone()),
+            cfg,
+            sched,
+            buf: Vec::new(),
+            buf_start: 0,
+            total: 0,
+            in_utterance: false,
+            last_commit_at: 0,
+            last_partial_at: 0,
+            committed_in_window: Vec::new(),
+            last_committed_end_ms: -1,
+            last_final_end_ms: 0,
+            tail: Vec::new(),
+            hypothesis: Vec::new(),
+            prompt_text: String::new(),
+            rev: 0,
+            last_partial: String::new(),
+            generation: 0,
+            pending: None,
+            arrivals: VecDeque::new(),
+            first_partial_pending: None,
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// Change the endpointing silence (the `configure` message).
+    pub fn set_endpoint_silence_ms(&mut self, ms: u64) {
+        self.cfg.vad.endpoint_silence_ms = ms;
+        self.vad.set_endpoint_silence_ms(ms);
+    }
+
+    /// Turn partials on or off.
+    pub fn set_partials(&mut self, on: bool) {
+        self.cfg.partials = on;
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &StreamConfig {
+        &self.cfg
+    }
+
+    /// Latency and work counters so far.
+    pub fn stats(&self) -> &StreamStats {
+        &self.stats
+    }
+
+    /// Audio pushed so far (ms).
+    pub fn position_ms(&self) -> u64 {
+        self.total / SPM
+    }
+
+    /// [`feed`](Self::feed) audio received now, then wait for a partial decode if one is due
+    /// (the simple way to drive a stream from a file or a test).
+    pub async fn push(&mut self, samples: &[f32]) -> Result<Vec<StreamEvent>, EngineError> {
+        self.push_received(samples, Instant::now()).await
+    }
+
+    /// [`push`](Self::push) with the time the audio was received.
+    pub async fn push_received(
+        &mut self,
+        samples: &[f32],
+        received_at: Instant,
+    ) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = self.feed(samples, received_at).await?;
+        if self.start_partial_if_due() {
+            events.extend(self.partial_ready().await?);
+        }
+        Ok(events)
+    }
+
+    /// Take in audio. Commit decodes due at this point of the audio (an interval commit, a
+    /// window at its cap, an utterance end) run here, in order, at commit priority; partial
+    /// decodes do not (see [`start_partial_if_due`](Self::start_partial_if_due)).
+    pub async fn feed(
+        &mut self,
+        samples: &[f32],
+        received_at: Instant,
+    ) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = Vec::new();
+        if samples.is_empty() {
+            return Ok(events);
+        }
+        self.arrivals
+            .push_back((self.total + samples.len() as u64, received_at));
+        let mut rest = samples;
+        while !rest.is_empty() {
+            // Up to the next VAD frame boundary, so every decision falls on the same sample
+            // however the audio was cut into frames.
+            let to_boundary = FRAME_SAMPLES - (self.total as usize % FRAME_SAMPLES);
+            let n = to_boundary.min(rest.len());
+            let (chunk, r) = rest.split_at(n);
+            rest = r;
+            self.buf.extend_from_slice(chunk);
+            self.total += n as u64;
+            let (_, vad_events) = self.vad.push(chunk);
+            for ev in vad_events {
+                match ev {
+                    VadEvent::SpeechStarted { at_ms } => self.on_speech_started(at_ms, &mut events),
+                    VadEvent::UtteranceEnd { at_ms } => {
+                        self.commit_all(&mut events).await?;
+                        events.push(StreamEvent::UtteranceEnd { at_ms });
+                        self.in_utterance = false;
+                    }
+                }
+            }
+            if !self.total.is_multiple_of(FRAME_SAMPLES as u64) {
+                continue; // the rest of this frame comes with the next push
+            }
+            if self.in_utterance && self.commit_due() {
+                self.commit_stable(&mut events).await?;
+            }
+            if !self.in_utterance {
+                self.trim_idle();
+            }
+        }
+        self.sched.stream_audio(samples.len() as u64 / SPM);
+        self.stats.audio_ms = self.total / SPM;
+        self.prune_arrivals();
+        Ok(events)
+    }
+
+    fn commit_due(&self) -> bool {
+        self.total - self.last_commit_at >= self.cfg.commit_interval_ms * SPM
+            || (self.buf.len() as u64) >= self.cfg.max_window_ms * SPM
+    }
+
+    /// Start a partial decode in the background if speech is active, none is in flight, and
+    /// enough audio came since the last decode. Call it when the stream has caught up with
+    /// its audio; the result comes from [`partial_ready`](Self::partial_ready).
+    pub fn start_partial_if_due(&mut self) -> bool {
+        if !self.cfg.partials || !self.in_utterance || self.pending.is_some() {
+            return false;
+        }
+        let interval = if self.first_partial_pending.is_some() {
+            self.cfg.first_decode_ms.min(self.cfg.decode_interval_ms)
+        } else {
+            self.cfg.decode_interval_ms
+        };
+        let since = self.total - self.last_partial_at.max(self.last_commit_at);
+        if since < interval * SPM || self.buf.is_empty() {
+            return false;
+        }
+        self.last_partial_at = self.total;
+        let opts = self.decode_options(Some(self.cfg.audio_ctx), true);
+        let (sched, samples) = (self.sched.clone(), self.buf.clone());
+        let wait = Duration::from_millis(self.cfg.partial_max_wait_ms);
+        let handle = tokio::spawn(async move { sched.decode_partial(samples, opts, wait).await });
+        self.pending = Some(Pending {
+            generation: self.generation,
+            handle,
+        });
+        true
+    }
+
+    /// Whether a partial decode is in flight.
+    pub fn partial_in_flight(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Wait for the partial decode in flight (forever if there is none) and return the
+    /// partial it gives. Cancel-safe: dropped early, the decode stays in flight.
+    pub async fn partial_ready(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
+        let Some(p) = self.pending.as_mut() else {
+            return std::future::pending().await;
+        };
+        let joined = (&mut p.handle).await;
+        let generation = p.generation;
+        self.pending = None;
+        let result = joined.map_err(|e| EngineError::Task(e.to_string()))?;
+        let mut events = Vec::new();
+        match result? {
+            Some(t) if generation == self.generation && self.in_utterance => {
+                self.stats.partial_decodes += 1;
+                self.stats.ctx_frames += t.audio_ctx as u64;
+                let new = self.uncommitted_words(t);
+                if self.plausible(&new) {
+                    self.hypothesis = new;
+                    self.emit_partial(&mut events);
+                }
+            }
+            _ => self.stats.partials_dropped += 1,
+        }
+        Ok(events)
+    }
+
+    /// Finalize everything heard so far (the `flush` message); the stream stays open.
+    pub async fn flush(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = Vec::new();
+        self.commit_all(&mut events).await?;
+        self.move_window_past_committed(self.total);
+        Ok(events)
+    }
+
+    /// End of stream: finalize and deliver the last words (plus `UtteranceEnd` if speech was
+    /// still going on).
+    pub async fn finish(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
+        let mut events = Vec::new();
+        let end = self.vad.finish();
+        self.commit_all(&mut events).await?;
+        self.move_window_past_committed(self.total);
+        if let Some(VadEvent::UtteranceEnd { at_ms }) = end {
+            events.push(StreamEvent::UtteranceEnd { at_ms });
+        }
+        self.in_utterance = false;
+        Ok(events)
+    }
+
+    fn on_speech_started(&mut self, at_ms: u64, events: &mut Vec<StreamEvent>) {
+        self.in_utterance = true;
+        let start_sample = at_ms * SPM;
+        // Keep the pre-roll before the speech start, drop older audio.
+        let keep_from = start_sample.saturating_sub(self.cfg.preroll_ms * SPM);
+        if self.tail.is_empty() && self.committed_in_window.is_empty() {
+            self.trim_to(keep_from);
+        }
+        self.last_commit_at = self.total;
+        self.last_partial_at = self.total;
+        self.first_partial_pending = Some(start_sample);
+        events.push(StreamEvent::SpeechStarted { at_ms });
+    }
+
+    fn trim_idle(&mut self) {
+        if !self.tail.is_empty() {
+            return;
+        }
+        if !self.committed_in_window.is_empty() {
+            // Keep the previous utterance as context unless the pause got long.
+            let silent_ms = (self.total / SPM).saturating_sub(self.vad.last_voiced_end_ms());
+            if silent_ms < self.cfg.context_gap_ms
+                && (self.buf.len() as u64) < self.cfg.max_window_ms * SPM
+            {
+                return;
+            }
+            self.retire_first(self.committed_in_window.len());
+        }
+        // Pre-roll plus the VAD's start window (the start is reported up to that far back).
+        let keep = (self.cfg.preroll_ms + 30 * self.cfg.vad.start_window_frames as u64 + 60) * SPM;
+        if self.total > self.buf_start + keep {
+            self.trim_to(self.total - keep);
+        }
+    }
+
+    /// Drop window audio before stream sample `s`.
+    fn trim_to(&mut self, s: u64) {
+        if s <= self.buf_start {
+            return;
+        }
+        let n = ((s - self.buf_start) as usize).min(self.buf.len());
+        self.buf.drain(..n);
+        self.buf_start += n as u64;
+    }
+
+    fn decode_options(
+        &self,
+        audio_ctx: Option<crate::engine::AudioCtx>,
+        salvage: bool,
+    ) -> DecodeOptions {
+        DecodeOptions {
+            audio_ctx,
+            // A partial may show a loop cut back to one copy; a commit never keeps one.
+            salvage_loops: salvage,
+            prompt: (!self.prompt_text.is_empty()).then(|| self.prompt_text.clone()),
+            offset_ms: (self.buf_start / SPM) as i64,
+            temperature_fallback: false,
+            skip_vad_gate: false,
+        }
+    }
+
+    /// A commit decode of the window; `last` (an utterance's final decode) uses the
+    /// final context policy. A partial in flight is stale after it and is dropped.
+    async fn commit_decode(&mut self, last: bool) -> Result<Vec<Word>, EngineError> {
+        let ctx = if last {
+            self.cfg.final_audio_ctx
+        } else {
+            Some(self.cfg.audio_ctx)
+        };
+        let opts = self.decode_options(ctx, false);
+        self.last_commit_at = self.total;
+        self.generation += 1;
+        if let Some(p) = self.pending.take() {
+            p.handle.abort();
+            self.stats.partials_dropped += 1;
+        }
+        let t0 = Instant::now();
+        let t = self
+            .sched
+            .decode(Priority::Commit, self.buf.clone(), opts)
+            .await?;
+        self.stats.commit_decodes += 1;
+        self.stats.commit_time += t0.elapsed();
+        self.stats.ctx_frames += t.audio_ctx as u64;
+        Ok(self.uncommitted_words(t))
+    }
+
+    fn uncommitted_words(&self, t: Transcript) -> Vec<Word> {
+        let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();
+        collapse_repeats(&mut words);
+        strip_committed(&self.committed_in_window, self.last_committed_end_ms, words)
+    }
+
+    /// An interval commit: words followed by at least `stable_margin_ms` of decoded audio
+    /// become final; the rest waits for the next commit.
+    async fn commit_stable(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
+        let new = self.commit_decode(false).await?;
+        if !self.plausible(&new) {
+            // An echo of the prompt or of committed text: this decode tells us nothing.
+            metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
+            return Ok(());
+        }
+        let stable_end = (self.total / SPM).saturating_sub(self.cfg.stable_margin_ms) as i64;
+        let n = new.iter().take_while(|w| w.end_ms <= stable_end).count();
+        let commit: Vec<Word> = new[..n].to_vec();
+        self.tail = new[n..].to_vec();
+        self.hypothesis = self.tail.clone();
+        self.commit(commit, events);
+        self.emit_partial(events);
+        self.enforce_window_cap(events);
+        Ok(())
+    }
+
+    /// Decode the window one last time and commit everything in it.
+    async fn commit_all(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
+        let has_something = self.in_utterance || !self.tail.is_empty();
+        if has_something && !self.buf.is_empty() {
+            let commit = match self.commit_decode(true).await {
+                Ok(new) if !self.plausible(&new) => {
+                    metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
+                    std::mem::take(&mut self.tail)
+                }
+                // The last decode saw nothing new: keep what the previous commit decode saw.
+                Ok(new) if new.is_empty() => std::mem::take(&mut self.tail),
+                Ok(new) => new,
+                Err(e) => {
+                    tracing::warn!(error = %e, "final decode failed; committing what the last decode saw");
+                    std::mem::take(&mut self.tail)
+                }
+            };
+            self.commit(commit, events);
+        } else {
+            let t = std::mem::take(&mut self.tail);
+            self.commit(t, events);
+        }
+        self.tail.clear();
+        self.hypothesis.clear();
+        self.emit_partial(events);
+        self.last_commit_at = self.total;
+        Ok(())
+    }
+
+    /// Whether `new` (a decode's words after the committed ones) could have been said in the
+    /// uncommitted audio: at most 2 + 5 words per second (300 words a minute is fast
+    /// speech). tiny.en with a short context sometimes re-reads its prompt or the committed
+    /// words of the window; committing that would duplicate text already final.
+    fn plausible(&self, new: &[Word]) -> bool {
+        let window_end_ms = self.total / SPM;
+        let uncommitted_from = if self.last_committed_end_ms >= 0 {
+            (self.last_committed_end_ms as u64).max(self.buf_start / SPM)
+        } else {
+            self.buf_start / SPM
+        };
+        let secs = window_end_ms.saturating_sub(uncommitted_from) as f64 / 1000.0;
+        (new.len() as f64) <= 2.0 + 5.0 * secs
+    }
+
+    /// The first `n` committed words leave the window: they become prompt context.
+    fn retire_first(&mut self, n: usize) {
+        let n = n.min(self.committed_in_window.len());
+        if n == 0 {
+            return;
+        }
+        let gone: Vec<Word> = self.committed_in_window.drain(..n).collect();
+        let text = join_words(&gone);
+        if !self.prompt_text.is_empty() {
+            self.prompt_text.push(' ');
+        }
+        self.prompt_text.push_str(&text);
+        if self.prompt_text.len() > 2000 {
+            let cut = self.prompt_text.len() - 1000;
+            let cut = (cut..self.prompt_text.len())
+                .find(|i| self.prompt_text.is_char_boundary(*i))
+                .unwrap_or(self.prompt_text.len());
+            self.prompt_text.drain(..cut);
+        }
+    }
+
+    fn move_window_past_committed(&mut self, to_sample: u64) {
+        self.retire_first(self.committed_in_window.len());
+        self.tail.clear();
+        self.hypothesis.clear();
+        // Mid-utterance (a flush while someone speaks) the audio before this point is all
+        // committed: keeping a pre-roll would decode its last word a second time.
+        let keep = if self.in_utterance {
+            0
+        } else {
+            self.cfg.preroll_ms * SPM
+        };
+        self.trim_to(to_sample.saturating_sub(keep).max(self.buf_start));
+        self.last_commit_at = self.total;
+    }
+
+    fn commit(&mut self, words: Vec<Word>, events: &mut Vec<StreamEvent>) {
+        let words: Vec<Word> = words
+            .into_iter()
+            .filter(|w| !norm_word(&w.text).is_empty() || !w.text.trim().is_empty())
+            .collect();
+        if words.is_empty() {
+            return;
+        }
+        let text = join_words(&words);
+        // Word times are whisper's estimates; a final never starts before the last one ended.
+        let start_ms = (words[0].start_ms.max(0) as u64).max(self.last_final_end_ms);
+        let end_ms = (words[words.len() - 1].end_ms.max(0) as u64).max(start_ms);
+        self.last_final_end_ms = end_ms;
+        self.last_committed_end_ms = words[words.len() - 1].end_ms;
+        self.committed_in_window.extend(words);
+        let now = Instant::now();
+        if let Some(arr) = self.arrival_of(end_ms * SPM) {
+            let lat = now.saturating_duration_since(arr);
+            metrics::histogram!("earshot_asr_final_latency_seconds").record(lat.as_secs_f64());
+            self.stats.final_latencies.push(lat);
+        }
+        self.note_first_output(now);
+        events.push(StreamEvent::Final {
+            text,
+            start_ms,
+            end_ms,
+        });
+    }
+
+    fn note_first_output(&mut self, now: Instant) {
+        if let Some(start) = self.first_partial_pending.take() {
+            if let Some(arr) = self.arrival_of(start) {
+                let lat = now.saturating_duration_since(arr);
+                metrics::histogram!("earshot_asr_first_partial_latency_seconds")
+                    .record(lat.as_secs_f64());
+                self.stats.first_partial_latencies.push(lat);
+            }
+        }
+    }
+
+    fn emit_partial(&mut self, events: &mut Vec<StreamEvent>) {
+        if !self.cfg.partials {
+            return;
+        }
+        let text = join_words(&self.hypothesis);
+        if text == self.last_partial {
+            return;
+        }
+        self.rev += 1;
+        let start_ms = self
+            .hypothesis
+            .first()
+            .map(|w| (w.start_ms.max(0) as u64).max(self.last_final_end_ms))
+            .unwrap_or(self.total / SPM);
+        if !text.is_empty() {
+            self.note_first_output(Instant::now());
+        }
+        self.last_partial = text.clone();
+        events.push(StreamEvent::Partial {
+            rev: self.rev,
+            text,
+            start_ms,
+        });
+    }
+
+    /// Keep the window under `max_window_ms`: cut after the committed words that end early
+    /// enough (the most recent ones stay as context), force-committing the oldest
+    /// uncommitted words if nothing was committed.
+    fn enforce_window_cap(&mut self, events: &mut Vec<StreamEvent>) {
+        let max = self.cfg.max_window_ms * SPM;
+        if (self.buf.len() as u64) < max {
+            return;
+        }
+        let target = self.total.saturating_sub(max * 2 / 3);
+        let n_old = self
+            .tail
+            .iter()
+            .take_while(|w| (w.end_ms.max(0) as u64) * SPM <= target)
+            .count();
+        if n_old > 0
+            && self
+                .committed_in_window
+                .last()
+                .is_none_or(|w| (w.end_ms.max(0) as u64) * SPM < target)
+        {
+            let old: Vec<Word> = self.tail.drain(..n_old).collect();
+            self.commit(old, events);
+        }
+        let before_target = self
+            .committed_in_window
+            .iter()
+            .rposition(|w| (w.end_ms.max(0) as u64) * SPM <= target);
+        let (n_retire, cut) = match before_target {
+            Some(i) => (
+                i + 1,
+                (self.committed_in_window[i].end_ms.max(0) as u64) * SPM,
+            ),
+            None => (
+                self.committed_in_window.len(),
+                self.committed_in_window
+                    .last()
+                    .map(|w| (w.end_ms.max(0) as u64) * SPM)
+                    .unwrap_or(target),
+            ),
+        };
+        let cut = cut.min(self.total);
+        let cut = if cut <= self.buf_start { target } else { cut };
+        self.retire_first(n_retire);
+        self.trim_to(cut);
+        // Words that began before the cut are partly gone: drop them.
+        let cut_ms = (cut / SPM) as i64;
+        self.tail.retain(|w| w.start_ms >= cut_ms);
+        self.hypothesis.retain(|w| w.start_ms >= cut_ms);
+    }
+
+    fn arrival_of(&self, sample: u64) -> Option<Instant> {
+        self.arrivals
+            .iter()
+            .find(|(end, _)| *end >= sample)
+            .map(|(_, t)| *t)
+    }
+
+    fn prune_arrivals(&mut self) {
+        let oldest_needed = self
+            .first_partial_pending
+            .unwrap_or(u64::MAX)
+            .min(self.buf_start)
+            .min(
+                self.tail
+                    .first()
+                    .map(|w| (w.start_ms.max(0) as u64) * SPM)
+                    .unwrap_or(u64::MAX),
+            );
+        while self.arrivals.len() > 1 {
+            match self.arrivals.get(1) {
+                Some((end, _)) if *end < oldest_needed => {
+                    self.arrivals.pop_front();
+                }
+                _ => break,
+            }
+        }
+        while self.arrivals.len() > 100_000 {
+            self.arrivals.pop_front();
+        }
+    }
+}

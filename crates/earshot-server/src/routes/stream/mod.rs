@@ -1,0 +1,147 @@
+//! `GET /v1/sessions/{id}/stream`: live audio in over a WebSocket, partial and final
+//! transcript segments out.
+//!
+//! The route is the socket, the lock, persistence and messages; how the audio is
+//! transcribed is [`earshot_asr::LiveStream`]'s job.
+//!
+//! * [`query`]: the query string, checked before the upgrade;
+//! * [`lock`]: one live stream per session (`lock:session:<id>:stream`);
+//! * [`run`]: the loop between the socket, the live stream and the store;
+//! * [`close`]: why a stream ended and the close code the client gets.
+
+mod close;
+mod lock;
+mod query;
+mod run;
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::response::Response;
+use earshot_asr::{Backlog, LiveStream};
+use earshot_core::{NewSession, SessionId, SessionStatus, TenantId};
+use earshot_store::CreateOutcome;
+
+pub use query::{StreamParams, StreamQuery};
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult};
+use crate::speech::audio_api_error;
+use crate::state::AppState;
+use lock::StreamLock;
+
+/// Audio a stream may have waiting for transcription; past it the socket is no longer read,
+/// which paces a client that sends faster than real time.
+const MAX_BACKLOG: Duration = Duration::from_secs(10);
+/// Audio one binary frame may hold; a longer frame closes the stream with 1009.
+const MAX_FRAME_AUDIO: Duration = Duration::from_secs(2);
+
+/// The upgrade handler: validates, finds or creates the session, takes the stream lock,
+/// then hands the socket to [`run::run`].
+pub async fn stream(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(raw_id): Path<String>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let id = SessionId::parse(&raw_id)
+        .map_err(|e| ApiError::invalid(format!("{e} (session ids match [A-Za-z0-9_-]{{1,64}})")))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let params = q.validate()?;
+    let ws = ws.map_err(|_| {
+        ApiError::bad_request(
+            "websocket_required",
+            "this route expects a WebSocket upgrade (GET with Upgrade: websocket)",
+        )
+    })?;
+    let speech = state.speech.ready()?;
+    // Per-tenant live stream limit (429 before upgrading); released when the task ends.
+    let tenant_slot = state.limits.acquire_stream(&tenant)?;
+    let mut live = LiveStream::new(
+        speech.scheduler.clone(),
+        speech.stream.clone(),
+        params.encoding,
+        params.sample_rate,
+    )
+    .map_err(audio_api_error)?;
+    if let Some(ms) = params.endpointing_ms {
+        live.configure(Some(ms as u64), None);
+    }
+    let backlog = Backlog::new(
+        params.encoding,
+        params.sample_rate,
+        MAX_BACKLOG,
+        MAX_FRAME_AUDIO,
+    );
+
+    find_or_create(&state, &tenant, &id, &params.language).await?;
+    let lock = StreamLock::take(
+        state.store.clone(),
+        id.as_str(),
+        state.config.store.lock_ttl,
+    )
+    .await?;
+    let permit = speech.scheduler.try_admit();
+    let ctx = run::StreamCtx {
+        store: state.store.clone(),
+        tenant: tenant.as_str().to_owned(),
+        session_id: id.as_str().to_owned(),
+        live,
+        backlog,
+        idle_timeout: speech.idle_timeout,
+        shutdown: state.shutdown.clone(),
+        resume_after_seq: params.resume_after_seq,
+        send_partials: true,
+    };
+    let tasks = state.tasks.clone();
+    // A frame over the backlog's cap is refused by the socket itself (close 1009); a little
+    // slack covers the frame header.
+    let max_message = ctx.backlog.max_frame_bytes() + 64;
+    Ok(ws.max_message_size(max_message).on_upgrade(move |socket| {
+        tasks.track_future(async move {
+            let _tenant_slot = tenant_slot;
+            run::run(ctx, socket, lock, permit).await
+        })
+    }))
+}
+
+/// The session the stream writes into: created if new, refused if completed, and
+/// invisible if another tenant owns the id.
+async fn find_or_create(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &SessionId,
+    language: &str,
+) -> ApiResult<()> {
+    match state
+        .store
+        .get_session(tenant.as_str(), id.as_str())
+        .await?
+    {
+        Some(s) if s.status == SessionStatus::Completed => Err(ApiError::session_completed()),
+        Some(_) => Ok(()),
+        None => {
+            let outcome = state
+                .store
+                .create_session(NewSession {
+                    session_id: id.clone(),
+                    tenant_id: tenant.clone(),
+                    language: language.to_owned(),
+                    metadata: [("source".to_owned(), "stream".to_owned())].into(),
+                })
+                .await?;
+            if outcome == CreateOutcome::AlreadyExists
+                && state
+                    .store
+                    .get_session(tenant.as_str(), id.as_str())
+                    .await?
+                    .is_none()
+            {
+                // Taken by another tenant: existence must not leak.
+                return Err(ApiError::session_not_found(id.as_str()));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The stream route's query string, checked before the upgrade so a bad request gets a plain
+//! HTTP error instead of a WebSocket that closes at once.
+
+use earshot_asr::AudioEncoding;
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::ws_protocol::ENDPOINTING_RANGE;
+
+/// Query of the stream route.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    pub sample_rate: Option<String>,
+    pub encoding: Option<String>,
+    pub resume_after_seq: Option<String>,
+    pub language: Option<String>,
+    pub endpointing_ms: Option<String>,
+    // `api_key` is read by the `Tenant` extractor only: keeping it out of this `Debug`
+    // struct keeps it out of any log line that prints the query.
+}
+
+/// Validated stream parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamParams {
+    pub sample_rate: u32,
+    pub encoding: AudioEncoding,
+    pub resume_after_seq: Option<u64>,
+    pub language: String,
+    pub endpointing_ms: Option<u32>,
+}
+
+impl StreamQuery {
+    /// Checks every parameter before the upgrade, so bad requests get a plain HTTP error.
+    pub fn validate(&self) -> ApiResult<StreamParams> {
+        let sample_rate = match self.sample_rate.as_deref() {
+            None => 16_000,
+            Some(r) => r.parse::<u32>().map_err(|_| {
+                ApiError::invalid("sample_rate must be an integer number of Hz (8000-48000)")
+            })?,
+        };
+        if !(8_000..=48_000).contains(&sample_rate) {
+            return Err(ApiError::invalid(format!(
+                "sample_rate {sample_rate} is outside 8000-48000 Hz"
+            )));
+        }
+        let encoding = match self.encoding.as_deref().unwrap_or("pcm_s16le") {
+            "pcm_s16le" => AudioEncoding::PcmS16le,
+            "pcm_f32le" => AudioEncoding::PcmF32le,
+            "pcm_mulaw" => AudioEncoding::PcmMulaw,
+            other => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_encoding",
+                    format!(
+                        "encoding {:?} is not supported; use pcm_s16le, pcm_f32le or pcm_mulaw",
+                        crate::error::truncate(other, 32)
+                    ),
+                ))
+            }
+        };
+        let resume_after_seq = self
+            .resume_after_seq
+            .as_deref()
+            .map(|s| {
+                s.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        "resume_after_seq must be a non-negative integer",
+                    )
+                })
+            })
+            .transpose()?;
+        let endpointing_ms = self
+            .endpointing_ms
+            .as_deref()
+            .map(|s| {
+                let (min, max) = ENDPOINTING_RANGE;
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|v| (min..=max).contains(v))
+                    .ok_or_else(|| ApiError::invalid(format!("endpointing_ms must be {min}-{max}")))
+            })
+            .transpose()?;
+        Ok(StreamParams {
+            sample_rate,
+            encoding,
+            resume_after_seq,
+            language: crate::validate::language(self.language.as_deref())?,
+            endpointing_ms,
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! The loop of one live stream: the socket reader queues frames (paced by the stream's
+//! [`Backlog`]), the loop feeds them to the [`LiveStream`], persists each final through
+//! the same `Store::append_segment` as `POST …/segments` before sending it, and an
+//! [`Outbox`] task writes to the client.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use earshot_asr::{Backlog, BacklogPermit, LiveError, LiveStream, Permit, StreamEvent};
+use earshot_core::NewSegment;
+use earshot_store::{AppendOutcome, CompleteOutcome, DynStore};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::close::End;
+use super::lock::StreamLock;
+use crate::outbox::Outbox;
+use crate::views::session_with_transcript;
+use crate::ws_protocol::{ClientMessage, ServerMessage};
+
+/// Messages that may wait between the socket reader and the loop; audio is bounded by the
+/// backlog, this only bounds the count of tiny frames.
+const INBOX_MESSAGES: usize = 1024;
+
+pub struct StreamCtx {
+    pub store: DynStore,
+    pub tenant: String,
+    pub session_id: String,
+    pub live: LiveStream,
+    pub backlog: Backlog,
+    pub idle_timeout: Duration,
+    pub shutdown: CancellationToken,
+    pub resume_after_seq: Option<u64>,
+    /// Whether partials are sent (`configure` can turn them off).
+    pub send_partials: bool,
+}
+
+/// What the socket reader hands to the loop.
+enum Inbound {
+    Audio(Vec<u8>, Instant, BacklogPermit),
+    Text(String),
+    Closed,
+    TooLarge(String),
+}
+
+/// Keeps `earshot_active_streams` right however the stream ends.
+struct ActiveStream;
+
+impl ActiveStream {
+    fn new() -> Self {
+        metrics::gauge!("earshot_active_streams").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        metrics::gauge!("earshot_active_streams").decrement(1.0);
+    }
+}
+
+pub async fn run(mut ctx: StreamCtx, socket: WebSocket, lock: StreamLock, permit: Option<Permit>) {
+    let (sink, mut source) = socket.split();
+    let out = Outbox::spawn(sink);
+    let Some(_permit) = permit else {
+        close(&mut ctx, out, End::Overloaded).await;
+        lock.release().await;
+        return;
+    };
+    let _active = ActiveStream::new();
+    replay_finals(
+        &ctx.store,
+        &ctx.tenant,
+        &ctx.session_id,
+        ctx.resume_after_seq,
+        &out,
+    )
+    .await;
+
+    let (tx, mut rx) = mpsc::channel::<Inbound>(INBOX_MESSAGES);
+    let backlog = ctx.backlog.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(msg) = source.next().await {
+            let inbound = match msg {
+                Ok(Message::Binary(b)) => {
+                    // Waits while the backlog is full: the socket is not read, which paces
+                    // the client.
+                    match backlog.reserve(b.len()).await {
+                        Ok(permit) => Inbound::Audio(b.to_vec(), Instant::now(), permit),
+                        Err(e) => Inbound::TooLarge(e.to_string()),
+                    }
+                }
+                Ok(Message::Text(t)) => Inbound::Text(t.to_string()),
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => continue, // ping/pong are answered by the library
+            };
+            if tx.send(inbound).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Inbound::Closed).await;
+    });
+
+    let keeper = lock.keep();
+    let end = loop {
+        let next = tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => break End::Shutdown,
+            _ = keeper.lost.cancelled() => break End::LockLost,
+            msg = tokio::time::timeout(ctx.idle_timeout, rx.recv()) => msg,
+            partial = ctx.live.next_partial() => {
+                match partial {
+                    Ok(events) => match emit(&mut ctx, &out, events).await {
+                        Ok(()) => continue,
+                        Err(end) => break end,
+                    },
+                    Err(e) => break End::Engine(e.to_string()),
+                }
+            }
+        };
+        let step = match next {
+            Err(_) => Err(End::Idle),
+            Ok(None) | Ok(Some(Inbound::Closed)) => Err(End::ClientClosed),
+            Ok(Some(Inbound::TooLarge(message))) => Err(End::FrameTooLarge(message)),
+            Ok(Some(Inbound::Audio(bytes, at, permit))) => {
+                let step = on_audio(&mut ctx, &out, &bytes, at).await;
+                drop(permit);
+                if rx.is_empty() {
+                    ctx.live.caught_up();
+                }
+                step
+            }
+            Ok(Some(Inbound::Text(text))) => on_text(&mut ctx, &out, &text).await,
+        };
+        if let Err(end) = step {
+            break end;
+        }
+    };
+    reader.abort();
+    drop(keeper);
+    wind_down(&mut ctx, out, end).await;
+    lock.release().await;
+}
+
+/// On reconnect with `resume_after_seq`, the finals the client has not seen.
+async fn replay_finals(
+    store: &DynStore,
+    tenant: &str,
+    session_id: &str,
+    after: Option<u64>,
+    out: &Outbox,
+) {
+    let Some(after) = after else {
+        return;
+    };
+    match store.transcript(tenant, session_id).await {
+        Ok(Some(t)) => {
+            for s in t.segments.into_iter().filter(|s| s.seq > after) {
+                out.send(&ServerMessage::Final {
+                    seq: s.seq,
+                    text: s.text,
+                    start_ms: s.start_ms.unwrap_or(0),
+                    end_ms: s.end_ms.unwrap_or(0),
+                });
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "replay of finals failed"),
+    }
+}
+
+fn live_end(e: LiveError) -> End {
+    match e {
+        LiveError::Audio(a) => End::BadInput {
+            code: a.code(),
+            message: a.to_string(),
+        },
+        LiveError::Engine(e) => End::Engine(e.to_string()),
+    }
+}
+
+async fn on_audio(ctx: &mut StreamCtx, out: &Outbox, bytes: &[u8], at: Instant) -> Result<(), End> {
+    let events = ctx.live.audio(bytes, at).await.map_err(live_end)?;
+    emit(ctx, out, events).await
+}
+
+async fn on_text(ctx: &mut StreamCtx, out: &Outbox, text: &str) -> Result<(), End> {
+    match ClientMessage::parse(text) {
+        Err(e) => Err(End::BadInput {
+            code: "invalid_message",
+            message: e.to_string(),
+        }),
+        Ok(ClientMessage::Keepalive) => Ok(()),
+        Ok(ClientMessage::Configure {
+            endpointing_ms,
+            partials,
+        }) => {
+            ctx.live.configure(endpointing_ms.map(u64::from), partials);
+            if let Some(p) = partials {
+                ctx.send_partials = p;
+            }
+            Ok(())
+        }
+        Ok(ClientMessage::Flush) => {
+            let events = ctx.live.flush().await.map_err(live_end)?;
+            emit(ctx, out, events).await
+        }
+        Ok(ClientMessage::Finalize) => Err(End::Finalize),
+    }
+}
+
+/// Sends events; persists each final first and sends it only once it is stored.
+async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Result<(), End> {
+    for ev in events {
+        match ev {
+            StreamEvent::SpeechStarted { at_ms } => {
+                out.send(&ServerMessage::SpeechStarted { at_ms })
+            }
+            StreamEvent::UtteranceEnd { at_ms } => out.send(&ServerMessage::UtteranceEnd { at_ms }),
+            StreamEvent::Partial {
+                rev,
+                text,
+                start_ms,
+            } => {
+                if ctx.send_partials {
+                    out.partial(&ServerMessage::Partial {
+                        rev,
+                        text,
+                        start_ms,
+                    })
+                }
+            }
+            StreamEvent::Final {
+                text,
+                start_ms,
+                end_ms,
+            } => {
+                let text = text.trim().to_owned();
+                if text.is_empty() {
+                    continue;
+                }
+                let segment = NewSegment {
+                    text,
+                    start_ms: Some(start_ms as i64),
+                    end_ms: Some(end_ms as i64),
+                };
+                let seq = persist(ctx, &segment).await?;
+                out.send(&ServerMessage::Final {
+                    seq,
+                    text: segment.text,
+                    start_ms: start_ms as i64,
+                    end_ms: end_ms as i64,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `append_segment` with a few retries over a short store outage.
+async fn persist(ctx: &mut StreamCtx, segment: &NewSegment) -> Result<u64, End> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match ctx
+            .store
+            .append_segment(&ctx.tenant, &ctx.session_id, segment)
+            .await
+        {
+            Ok(AppendOutcome::Appended { seq, .. }) => return Ok(seq),
+            Ok(AppendOutcome::Completed) => return Err(End::SessionCompleted),
+            Ok(AppendOutcome::NotFound) => return Err(End::SessionGone),
+            Err(e) if attempt < 4 => {
+                tracing::warn!(error = %e, attempt, "persisting a final failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 3;
+            }
+            Err(e) => return Err(End::Store(e.to_string())),
+        }
+    }
+}
+
+/// Ends the stream: delivers the last words whenever the engine still works, then the
+/// closing frames that say why.
+async fn wind_down(ctx: &mut StreamCtx, out: Outbox, end: End) {
+    let mut end = end;
+    if end.delivers_tail() {
+        let tail = match ctx.live.finish().await {
+            Ok(events) => emit(ctx, &out, events).await,
+            Err(e) => Err(live_end(e)),
+        };
+        if let Err(e) = tail {
+            end = e;
+        }
+    }
+    close(ctx, out, end).await;
+}
+
+/// Sends the closing frames for `end`; `finalize` completes the session first.
+async fn close(ctx: &mut StreamCtx, out: Outbox, end: End) {
+    if !matches!(end, End::Finalize) {
+        let (msg, code, reason) = end.close_frame(ctx.idle_timeout.as_secs());
+        if let Some(m) = msg {
+            out.send(&m);
+        }
+        out.close(code, reason).await;
+        return;
+    }
+    let (code, reason) = match ctx
+        .store
+        .complete_session(&ctx.tenant, &ctx.session_id)
+        .await
+    {
+        Ok(CompleteOutcome::Completed {
+            session,
+            transcript,
+            ..
+        }) => {
+            out.send(&ServerMessage::Completed {
+                session: session_with_transcript(&session, transcript.clone()),
+                transcript,
+            });
+            (1000, "completed")
+        }
+        Ok(CompleteOutcome::NotFound) => {
+            out.send(&ServerMessage::error(
+                "session_not_found",
+                "the session was deleted",
+            ));
+            (1008, "session_not_found")
+        }
+        Err(e) => {
+            out.send(&ServerMessage::Error {
+                code: "store_unavailable".into(),
+                message: format!("could not complete the session: {e}"),
+                retry_after_ms: Some(1000),
+            });
+            (1011, "store_unavailable")
+        }
+    };
+    out.close(code, reason).await;
+}
