@@ -43,7 +43,8 @@ pub struct StreamRun {
     /// Send time of each audio frame that went out (frame i holds audio [i·100, i·100+100) ms).
     pub frames_sent: Vec<f64>,
     pub finals: Vec<FinalMsg>,
-    pub partials: Vec<f64>,
+    /// Arrival time and text of each partial.
+    pub partials: Vec<(f64, String)>,
     pub finalize_sent: Option<f64>,
     pub completed_at: Option<f64>,
 }
@@ -51,7 +52,7 @@ pub struct StreamRun {
 #[derive(Default)]
 struct Seen {
     finals: Vec<FinalMsg>,
-    partials: Vec<f64>,
+    partials: Vec<(f64, String)>,
     completed_at: Option<f64>,
     errors: Vec<(f64, String)>,
     close: Option<(f64, u16, String)>,
@@ -186,7 +187,9 @@ pub async fn run(url: String, script: Arc<Script>, speed: f64, start: Instant) -
 fn record(seen: &mut Seen, at: f64, text: &str) {
     let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
     match v["type"].as_str() {
-        Some("partial") => seen.partials.push(at),
+        Some("partial") => seen
+            .partials
+            .push((at, v["text"].as_str().unwrap_or("").to_owned())),
         Some("final") => seen.finals.push(FinalMsg {
             at,
             seq: v["seq"].as_u64().unwrap_or(0),

@@ -237,10 +237,15 @@ async fn run_level(
         })
         .collect();
     let mut streams = Vec::new();
-    for (task, script) in tasks.into_iter().zip(&scripts) {
+    let mut timeline =
+        String::from("stream\tscript\tevent\tat_s\tseq\tstart_ms\tend_ms\tlatency_s\ttext\n");
+    for (i, (task, script)) in tasks.into_iter().zip(&scripts).enumerate() {
         let run = task.await.map_err(|e| format!("stream task: {e}"))?;
+        report::timeline(&mut timeline, i, script, &run);
         streams.push(metrics::stream_stats(&run, script));
     }
+    let path = log_dir.join(format!("{label}-timeline.tsv"));
+    std::fs::write(&path, timeline).map_err(|e| format!("{}: {e}", path.display()))?;
     let wall_secs = wall0.elapsed().as_secs_f64();
     let server_cpu = match (cpu0, server.cpu_secs()) {
         (Some(a), Some(b)) => Some(b - a),

@@ -216,7 +216,7 @@ pub fn stream_stats(run: &StreamRun, script: &Script) -> StreamStats {
         }
     }
     s.partials = run.partials.len();
-    s.partial_gaps = run.partials.windows(2).map(|w| w[1] - w[0]).collect();
+    s.partial_gaps = run.partials.windows(2).map(|w| w[1].0 - w[0].0).collect();
     s.finalize_to_completed = match (run.finalize_sent, run.completed_at) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::client::StreamRun;
 use crate::material::{Script, Utterance};
 use crate::metrics::{percentile, StreamStats};
 use crate::Args;
@@ -186,4 +187,42 @@ fn f2(v: &serde_json::Value) -> String {
 
 pub fn fmt_pct(v: Option<f64>) -> String {
     v.map_or("– (failed)".into(), |x| format!("{x:.1} %"))
+}
+
+/// Appends one stream's events to a TSV timeline (for looking into a level by hand):
+/// scripted utterance ends, partials, finals with their latency, finalize and completed.
+pub fn timeline(out: &mut String, stream: usize, script: &Script, run: &StreamRun) {
+    use std::fmt::Write;
+    let sent = |ms: i64| -> Option<f64> {
+        let last = run.frames_sent.len().checked_sub(1)?;
+        let i = ((ms.max(1) + 99) / 100 - 1).clamp(0, last as i64) as usize;
+        Some(run.frames_sent[i])
+    };
+    let k = script.index;
+    for u in &script.utterances {
+        if let Some(t) = sent(u.end_ms as i64) {
+            let _ = writeln!(
+                out,
+                "{stream}\t{k}\tutterance_end\t{t:.3}\t\t\t{}\t\t{}",
+                u.end_ms, u.name
+            );
+        }
+    }
+    for f in &run.finals {
+        let lat = sent(f.end_ms).map_or(String::new(), |t| format!("{:.3}", f.at - t));
+        let _ = writeln!(
+            out,
+            "{stream}\t{k}\tfinal\t{:.3}\t{}\t{}\t{}\t{lat}\t{}",
+            f.at, f.seq, f.start_ms, f.end_ms, f.text
+        );
+    }
+    for (at, text) in &run.partials {
+        let _ = writeln!(out, "{stream}\t{k}\tpartial\t{at:.3}\t\t\t\t\t{text}");
+    }
+    if let Some(t) = run.finalize_sent {
+        let _ = writeln!(out, "{stream}\t{k}\tfinalize\t{t:.3}\t\t\t\t\t");
+    }
+    if let Some(t) = run.completed_at {
+        let _ = writeln!(out, "{stream}\t{k}\tcompleted\t{t:.3}\t\t\t\t\t");
+    }
 }
