@@ -165,6 +165,8 @@ async fn run(args: Args) -> Result<(), String> {
             "fingerprint": script.fingerprint,
             "material": format!("{:?}", args.material).to_lowercase(),
             "audio_secs": s.audio_secs,
+            "server_cpu_secs": level.server_cpu,
+            "wall_secs": level.wall_secs,
             "wer": s.wer,
             "final_p50_s": percentile(&s.final_latencies, 50.0),
             "kept_up": s.kept_up,

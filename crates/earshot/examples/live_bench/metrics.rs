@@ -182,6 +182,8 @@ pub fn stream_stats(run: &StreamRun, script: &Script) -> StreamStats {
         ..StreamStats::default()
     };
     if s.refused {
+        // The few frames sent before the refusal arrived were not transcribed.
+        s.audio_secs = 0.0;
         return s;
     }
     // Time the frame holding audio position `ms` was sent (the last sent frame if beyond).
