@@ -185,7 +185,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut rows = Vec::new();
     for &n in &args.levels {
         eprintln!("level {n}: {n} streams");
-        let level = run_level(
+        let level = match run_level(
             &args,
             &bin,
             &model,
@@ -193,8 +193,30 @@ async fn run(args: Args) -> Result<(), String> {
             &format!("level-{n}"),
             scripts[..n].to_vec(),
         )
-        .await?;
-        let row = summarize(n, &level, &solo);
+        .await
+        {
+            Ok(level) => level,
+            Err(e) => {
+                // Keep the levels already measured: print them, then fail.
+                print_table(&rows);
+                return Err(format!("level {n}: {e}"));
+            }
+        };
+        let mut row = summarize(n, &level, &solo);
+        row["material"] = json!(format!("{:?}", args.material).to_lowercase());
+        row["seed"] = json!(args.seed);
+        row["speed"] = json!(args.speed);
+        row["stagger_ms"] = json!(args.stagger_ms);
+        row["env"] = json!(args
+            .envs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>());
+        row["model"] = json!(model);
+        row["scripts"] = json!(scripts[..n]
+            .iter()
+            .map(|s| s.fingerprint.clone())
+            .collect::<Vec<_>>());
         emit(row.clone());
         for s in &level.streams {
             if let Some(f) = &s.failure {
