@@ -11,7 +11,11 @@ use earshot_testsupport::audio::{constant_flac, wav_claiming};
 #[test]
 fn a_small_flac_of_three_hours_is_refused_at_the_cap_without_decoding_the_rest() {
     let flac = constant_flac(48_000, 3 * 3600);
-    assert!(flac.len() < 200_000, "the attack file is small: {}", flac.len());
+    assert!(
+        flac.len() < 200_000,
+        "the attack file is small: {}",
+        flac.len()
+    );
     let t = Instant::now();
     let e = decode_bytes_limited(&flac, Some("flac"), 60).unwrap_err();
     assert!(matches!(e, AudioError::TooLong(60)), "{e:?}");
@@ -63,5 +67,8 @@ fn a_wav_that_really_holds_more_than_the_cap_is_refused() {
     let wav = wav_claiming(16_000, &samples, (samples.len() * 2) as u32);
     let e = decode_bytes_limited(&wav, None, 2).unwrap_err();
     assert!(matches!(e, AudioError::TooLong(2)), "{e:?}");
-    assert_eq!(decode_bytes_limited(&wav, None, 3).unwrap().samples.len(), 48_000);
+    assert_eq!(
+        decode_bytes_limited(&wav, None, 3).unwrap().samples.len(),
+        48_000
+    );
 }

@@ -13,7 +13,7 @@ pub fn constant_flac(rate: u32, seconds: u64) -> Vec<u8> {
     out.extend_from_slice(&(BLOCK as u16).to_be_bytes()); // min block size
     out.extend_from_slice(&(BLOCK as u16).to_be_bytes()); // max block size
     out.extend_from_slice(&[0; 6]); // min / max frame size unknown
-    // rate (20 bits) | channels - 1 (3 bits) | bits - 1 (5 bits) | total samples (36 bits)
+                                    // rate (20 bits) | channels - 1 (3 bits) | bits - 1 (5 bits) | total samples (36 bits)
     let packed: u64 = ((rate as u64) << 44) | (15u64 << 36) | (total & 0xF_FFFF_FFFF);
     out.extend_from_slice(&packed.to_be_bytes());
     out.extend_from_slice(&[0; 16]); // no MD5

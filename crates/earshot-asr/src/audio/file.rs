@@ -313,9 +313,9 @@ fn decode_symphonia_unguarded(
     }
     match sink {
         Some(s) => s.finish(),
-        None if decode_errors > 0 => Err(AudioError::Malformed(
-            "no packet could be decoded".into(),
-        )),
+        None if decode_errors > 0 => {
+            Err(AudioError::Malformed("no packet could be decoded".into()))
+        }
         None => Err(AudioError::Empty),
     }
 }

@@ -15,8 +15,8 @@
 
 mod error;
 mod file;
-mod sink;
 pub mod resample;
+mod sink;
 pub mod stream;
 
 use std::path::Path;

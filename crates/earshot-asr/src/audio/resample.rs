@@ -188,7 +188,6 @@ impl StreamResampler {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

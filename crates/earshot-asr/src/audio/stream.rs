@@ -207,7 +207,6 @@ pub fn f32_to_i16(samples: &[f32]) -> Vec<i16> {
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
