@@ -79,11 +79,11 @@ pub(super) fn decode(
             )));
         }
         match decode_wav_hound(input, max_seconds)? {
-            Hound::Decoded(d) => return Ok(d),
+            HoundOutcome::Decoded(d) => return Ok(d),
             // hound does not read e.g. mu-law / ADPCM WAV: let symphonia try.
-            Hound::NotForHound => {}
+            HoundOutcome::Declined => {}
             // hound rejects some valid-but-exotic headers; symphonia may read them.
-            Hound::FormatError(msg) => {
+            HoundOutcome::FormatError(msg) => {
                 return decode_symphonia(input, Some("wav"), max_seconds).map_err(|e| {
                     if e.is_too_long() {
                         e
@@ -97,16 +97,16 @@ pub(super) fn decode(
     decode_symphonia(input, ext_hint, max_seconds)
 }
 
-enum Hound {
+enum HoundOutcome {
     Decoded(DecodedAudio),
-    NotForHound,
+    Declined,
     FormatError(String),
 }
 
-fn decode_wav_hound(input: Input<'_>, max_seconds: u64) -> Result<Hound, AudioError> {
+fn decode_wav_hound(input: Input<'_>, max_seconds: u64) -> Result<HoundOutcome, AudioError> {
     let reader = match hound::WavReader::new(input.reader()?) {
         Ok(r) => r,
-        Err(hound::Error::Unsupported) => return Ok(Hound::NotForHound),
+        Err(hound::Error::Unsupported) => return Ok(HoundOutcome::Declined),
         // An I/O error while parsing the header means "ran out of bytes" (hound reports
         // short reads as ErrorKind::Other).
         Err(hound::Error::IoError(_)) => {
@@ -114,7 +114,9 @@ fn decode_wav_hound(input: Input<'_>, max_seconds: u64) -> Result<Hound, AudioEr
                 "the WAV header ends before its data chunk".into(),
             ))
         }
-        Err(hound::Error::FormatError(msg)) => return Ok(Hound::FormatError(msg.to_owned())),
+        Err(hound::Error::FormatError(msg)) => {
+            return Ok(HoundOutcome::FormatError(msg.to_owned()))
+        }
         Err(e) => return Err(AudioError::Malformed(format!("WAV: {e}"))),
     };
     let spec = reader.spec();
@@ -159,7 +161,7 @@ fn decode_wav_hound(input: Input<'_>, max_seconds: u64) -> Result<Hound, AudioEr
         }
     }
     sink.push(&block)?;
-    sink.finish().map(Hound::Decoded)
+    sink.finish().map(HoundOutcome::Decoded)
 }
 
 fn tail_error(e: hound::Error, read_so_far: usize) -> Result<(), AudioError> {
