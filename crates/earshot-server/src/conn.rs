@@ -105,6 +105,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        metrics::gauge!("earshot_http_connections").increment(1.0);
         let io = TokioIo::new(Counted {
             inner: stream,
             _slot: slot,
@@ -161,6 +162,12 @@ async fn accept_failed(e: std::io::Error, shutdown: &CancellationToken) {
 struct Counted {
     inner: TcpStream,
     _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        metrics::gauge!("earshot_http_connections").decrement(1.0);
+    }
 }
 
 impl AsyncRead for Counted {

@@ -187,3 +187,45 @@ async fn a_trickled_request_body_gets_408_after_the_body_timeout() {
         .unwrap();
     assert_eq!(list["sessions"].as_array().unwrap().len(), 0, "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_websocket_stream_holds_a_connection_slot() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let Some(speech) = common::speech_ready() else {
+        return;
+    };
+    let app = TestApp::start_with_speech(
+        config(ConnConfig {
+            max_connections: 2,
+            header_timeout: Duration::from_secs(30),
+            ..ConnConfig::default()
+        }),
+        speech,
+    )
+    .await;
+    let url = format!(
+        "ws://{}/v1/sessions/ws-slot/stream?sample_rate=16000&encoding=pcm_s16le",
+        app.addr
+    );
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {ACME}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("the upgrade works");
+    // The stream holds one slot of two: one more connection is served...
+    let mut second = TcpStream::connect(app.addr).await.unwrap();
+    second.write_all(HEALTHZ.as_bytes()).await.unwrap();
+    assert_eq!(raw_status(&read_response(&mut second).await), 200);
+    // ...and a third waits until the stream ends.
+    let mut third = TcpStream::connect(app.addr).await.unwrap();
+    third.write_all(HEALTHZ.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(early.is_err(), "a connection past the cap was served");
+    drop(ws);
+    let resp = tokio::time::timeout(Duration::from_secs(10), read_response(&mut third))
+        .await
+        .expect("served once the stream's connection closed");
+    assert_eq!(raw_status(&resp), 200);
+}

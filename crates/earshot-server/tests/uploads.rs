@@ -4,35 +4,19 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{expect_error, TestApp, ACME};
-use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
-use earshot_server::{ServerConfig, Speech, SpeechStatus};
+use earshot_server::ServerConfig;
 use earshot_testsupport::audio::constant_flac;
-use earshot_testsupport::speech::model_path;
 
-/// An app with the real model and a one-minute upload cap, or `None` without a model.
+/// An app with the real model and the given upload cap, or `None` without a model.
 async fn app(max_upload_seconds: u64) -> Option<TestApp> {
-    let engine = Engine::load(EngineConfig::new(model_path()?)).expect("model loads");
-    let speech = Speech {
-        scheduler: Scheduler::with_config(
-            engine,
-            SchedulerConfig {
-                decode_slots: 1,
-                max_streams: 1,
-            },
-        ),
-        stream: StreamConfig::default(),
-        idle_timeout: Duration::from_secs(30),
-        model_name: "ggml-tiny.en.bin".into(),
-    };
     let config = ServerConfig {
         max_upload_seconds,
         ..common::test_server_config()
     };
-    Some(TestApp::start_with_speech(config, SpeechStatus::Ready(Arc::new(speech))).await)
+    Some(TestApp::start_with_speech(config, common::speech_ready()?).await)
 }
 
 fn form(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Form {

@@ -301,3 +301,26 @@ pub fn raw_error_code(resp: &str) -> String {
         .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {resp:?}"));
     v["error"]["code"].as_str().expect("error.code").to_owned()
 }
+
+/// The real tiny.en model behind one decode slot, or `None` (the test returns) when no
+/// model is available and none is required.
+pub fn speech_ready() -> Option<earshot_server::SpeechStatus> {
+    use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
+    let path = earshot_testsupport::speech::model_path()?;
+    let engine = Engine::load(EngineConfig::new(path)).expect("model loads");
+    let speech = earshot_server::Speech {
+        scheduler: Scheduler::with_config(
+            engine,
+            SchedulerConfig {
+                decode_slots: 1,
+                max_streams: 2,
+            },
+        ),
+        stream: StreamConfig::default(),
+        idle_timeout: Duration::from_secs(30),
+        model_name: "ggml-tiny.en.bin".into(),
+    };
+    Some(earshot_server::SpeechStatus::Ready(std::sync::Arc::new(
+        speech,
+    )))
+}
