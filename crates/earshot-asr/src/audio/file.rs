@@ -20,7 +20,7 @@ use symphonia::core::meta::MetadataOptions;
 use super::sink::MonoSink;
 use super::{AudioError, DecodedAudio};
 
-/// Samples (all channels) handed to the sink at once on the WAV path.
+/// About this many samples (all channels) are handed to the sink at once on the WAV path.
 const WAV_BLOCK_SAMPLES: usize = 16 * 1024;
 
 /// Where the audio comes from: reopened when `hound` declines a WAV and `symphonia` tries.
@@ -121,7 +121,10 @@ fn decode_wav_hound(input: Input<'_>, max_seconds: u64) -> Result<HoundOutcome, 
     };
     let spec = reader.spec();
     let mut sink = MonoSink::new(spec.sample_rate, spec.channels, max_seconds)?;
-    let mut block: Vec<f32> = Vec::with_capacity(WAV_BLOCK_SAMPLES);
+    // Whole frames only: a block that split a frame would shift every channel after it.
+    let ch = spec.channels.max(1) as usize;
+    let block_len = (WAV_BLOCK_SAMPLES / ch).max(1) * ch;
+    let mut block: Vec<f32> = Vec::with_capacity(block_len);
     let mut read = 0usize;
     // A body shorter than its header claims (a recorder that died, a streamed WAV with a
     // placeholder size) keeps what was read; garbage in the middle is an error.
@@ -130,7 +133,7 @@ fn decode_wav_hound(input: Input<'_>, max_seconds: u64) -> Result<HoundOutcome, 
             Ok(v) => {
                 block.push(v);
                 read += 1;
-                if block.len() >= WAV_BLOCK_SAMPLES {
+                if block.len() == block_len {
                     sink.push(&block)?;
                     block.clear();
                 }
@@ -325,6 +328,48 @@ fn decode_symphonia_unguarded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 16 kHz WAV with `channels` channels; channel 0 carries `ramp`, the others silence.
+    fn wav_ramp_on_channel_0(channels: u16, frames: usize) -> Vec<u8> {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut cur = Cursor::new(Vec::new());
+        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
+        for i in 0..frames {
+            w.write_sample((i % 30_000) as i16).unwrap();
+            for _ in 1..channels {
+                w.write_sample(0i16).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+        cur.into_inner()
+    }
+
+    #[test]
+    fn channels_stay_aligned_across_blocks_whatever_their_count() {
+        for channels in [3u16, 6, 7] {
+            let frames = 3 * WAV_BLOCK_SAMPLES;
+            let d = decode(
+                Input::Bytes(&wav_ramp_on_channel_0(channels, frames)),
+                None,
+                60,
+            )
+            .unwrap();
+            assert_eq!(d.samples.len(), frames, "{channels} channels");
+            for i in [0, WAV_BLOCK_SAMPLES, frames - 1] {
+                let want = (i % 30_000) as f32 / 32768.0 / channels as f32;
+                assert!(
+                    (d.samples[i] - want).abs() < 1e-6,
+                    "{channels} channels, frame {i}: {} != {want}",
+                    d.samples[i]
+                );
+            }
+        }
+    }
 
     /// Fuzzer find: junk, then a RIFF/WAVE header with 64 770 channels of 16-bit PCM.
     /// symphonia's WAV reader overflowed (panicked) computing the block align.
