@@ -4,6 +4,8 @@
 //! - a request head must arrive whole within `header_timeout`, counted from the moment
 //!   the connection waits for it (when it opens, and again after each response), which
 //!   closes both slowloris connections trickling header bytes and idle keep-alive ones;
+//! - a connection's read buffer holds at most [`HEAD_BUFFER_BYTES`], so slow heads cost
+//!   little memory each (hyper's own default is ~408 KiB);
 //! - at most `max_connections` connections are open at once, WebSocket streams
 //!   included (the count is held by the socket itself, so it follows an upgraded
 //!   connection). Past the cap the server stops accepting: new connections wait in the
@@ -48,9 +50,16 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a client has to send a whole request body: a 25 MiB upload needs about
 /// 1.7 Mbit/s to make it.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(120);
-/// Default cap on open connections, well under the usual 1024 file descriptors of a
-/// process so that the store's connections and the model file always find one.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default cap on open connections. At most [`HEAD_BUFFER_BYTES`] each while their heads
+/// arrive, that is 80 MiB for a full house of slow clients. Lowered at start to leave
+/// [`RESERVED_FDS`] file descriptors under the process limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// File descriptors kept for the store's connections, the model file and logs: without
+/// them a full house of clients would make Redis reconnects fail.
+const RESERVED_FDS: u64 = 128;
+/// Largest read buffer of a connection (hyper's default is ~408 KiB): room for the
+/// largest head [`crate::limits`] accepts, and a 64 KiB request target to refuse with 414.
+pub const HEAD_BUFFER_BYTES: usize = 80 * 1024;
 
 /// How slow and idle clients are bounded (flags of `earshot serve`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +95,9 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout.max(Duration::from_millis(1)))
+        .max_buf_size(HEAD_BUFFER_BYTES)
         .keep_alive(true);
-    let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(connection_cap(cfg.max_connections)));
     let connections = TaskTracker::new();
     loop {
         let slot = tokio::select! {
@@ -138,6 +148,30 @@ pub async fn serve(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// `wanted`, lowered to what the process's file descriptor limit leaves room for.
+fn connection_cap(wanted: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    let room = if known && lim.rlim_cur != libc::RLIM_INFINITY {
+        (lim.rlim_cur.saturating_sub(RESERVED_FDS) as usize).max(16)
+    } else {
+        usize::MAX
+    };
+    if wanted > room {
+        tracing::warn!(
+            wanted,
+            allowed = room,
+            "the file descriptor limit (ulimit -n) leaves room for fewer connections; \
+             raise it to serve more"
+        );
+    }
+    wanted.min(room).max(1)
 }
 
 /// Out of file descriptors or memory: wait a moment rather than spin; per-connection

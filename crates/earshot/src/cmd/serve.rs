@@ -76,7 +76,8 @@ pub struct ServeArgs {
     #[arg(long, env = "EARSHOT_BODY_TIMEOUT", value_parser = parse_duration)]
     pub body_timeout: Option<Duration>,
     /// Open connections (WebSockets included) at once; more wait in the listen backlog
-    /// until one closes [default: 512].
+    /// until one closes; lowered to fit the file descriptor limit
+    /// [default: 1024].
     #[arg(long, env = "EARSHOT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
     /// Comma-separated origins (`https://app.example.com`) whose pages may send writes and
