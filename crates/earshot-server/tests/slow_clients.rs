@@ -85,7 +85,7 @@ async fn slowloris_connections_do_not_stop_normal_clients_and_are_closed() {
         let t = Instant::now();
         let r = app.client.get(app.url("/healthz")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
     let mut slow = trickle.await.unwrap();
     // Every slow connection is closed once its head is overdue, trickling or not.
