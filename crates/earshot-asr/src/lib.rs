@@ -8,8 +8,9 @@
 //! ```
 //!
 //! * [`audio`]: [`decode_file`] / [`decode_bytes`] for whole files (WAV, MP3, FLAC, Ogg
-//!   Vorbis) and [`StreamDecoder`] for raw WebSocket frames ([`AudioEncoding`]); typed
-//!   [`AudioError`]s map to 415 / 422 / a WS error frame.
+//!   Vorbis), decoded block by block under a duration cap
+//!   ([`audio::decode_bytes_limited`]), and [`StreamDecoder`] for raw WebSocket frames
+//!   ([`AudioEncoding`]); typed [`AudioError`]s map to 415 / 413 / 422 / a WS error frame.
 //! * [`vad`]: WebRTC VAD with debounced speech-start / utterance-end events.
 //! * [`model`]: model lookup (`EARSHOT_MODEL`, data directories), [`model::list`],
 //!   [`model::fetch`].

@@ -1,5 +1,6 @@
-//! The router: every route of api.md §3, the body limit, per-tenant limits (see
-//! [`crate::limits`]), panic catching and metrics.
+//! The router: every route of api.md §3, the body limit and body deadline (see
+//! [`crate::conn`]), per-tenant limits (see [`crate::limits`]), the cross-site guard
+//! (see [`crate::origin`]), panic catching and metrics.
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -47,7 +48,15 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::origin::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             limits::head_limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::conn::body_deadline,
         ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(

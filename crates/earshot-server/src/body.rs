@@ -1,6 +1,11 @@
 //! JSON request bodies with api.md's error statuses: 400 for malformed JSON, 422 for
-//! valid JSON with wrong types or values, 413 above the body limit. axum's own `Json`
-//! rejections are plain text; this extractor answers in the JSON error shape.
+//! valid JSON with wrong types or values, 413 above the body limit, 415 for a body that
+//! is not labelled `application/json`. axum's own `Json` rejections are plain text; this
+//! extractor answers in the JSON error shape.
+//!
+//! The label matters for browsers: a page on another site may POST a form or
+//! `text/plain` body without asking first, but not `application/json`, which needs a
+//! CORS preflight that earshot never grants. An empty body needs no label.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -16,7 +21,39 @@ pub struct JsonBody<T>(pub T);
 /// A JSON body that may be absent (empty body → `None`).
 pub struct OptionalJson<T>(pub Option<T>);
 
+/// True for `application/json` and `application/<anything>+json`, with any parameters.
+fn is_json(req: &Request) -> bool {
+    let Some(ct) = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let json = is_json(&req);
+    let bytes = read_any(req, state).await?;
+    if !json && !bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    Ok(bytes)
+}
+
+async fn read_any<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(

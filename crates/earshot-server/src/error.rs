@@ -92,6 +92,21 @@ pub fn truncate(s: &str, max_chars: usize) -> String {
     }
 }
 
+/// Audio the server could not or would not decode: 415 for a format it does not read,
+/// 413 for more audio than it accepts, 422 for broken content.
+impl From<earshot_asr::AudioError> for ApiError {
+    fn from(e: earshot_asr::AudioError) -> Self {
+        let status = if e.is_unsupported_format() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        } else if e.is_too_long() {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, kind = e.kind(), "store call failed; answering 503");

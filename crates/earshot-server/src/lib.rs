@@ -1,16 +1,19 @@
 //! earshot's HTTP, WebSocket and SSE API (api.md §3, §4, §7) on top of the `Store`.
 //!
 //! [`Server::start`] binds, spawns the background tasks (event fan-out, retention,
-//! store metrics) and serves until the shutdown token fires, then drains in-flight
-//! requests within the grace period and closes the store.
+//! store metrics) and serves (through [`conn::serve`], which bounds slow clients) until
+//! the shutdown token fires, then drains in-flight requests within the grace period and
+//! closes the store.
 
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod conn;
 pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod origin;
 pub mod outbox;
 pub mod retention;
 pub mod routes;
@@ -56,6 +59,7 @@ impl Server {
         crate::metrics::install();
         let addr = listener.local_addr()?;
         let hub = hub::EventHub::new();
+        let origins = origin::OriginPolicy::new(&config.origins, tenants.is_open(), addr);
         let state = AppState {
             store: store.clone(),
             tenants: Arc::new(tenants),
@@ -65,6 +69,7 @@ impl Server {
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
             limits: Arc::new(limits::Limits::new(&config.limits)),
+            origins: Arc::new(origins),
         };
         let streams = state.tasks.clone();
         tokio::spawn(hub.run(store.clone(), shutdown.child_token()));
@@ -85,14 +90,7 @@ impl Server {
         ));
         let app = app::router(state);
         let token = shutdown.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-        });
+        let task = tokio::spawn(conn::serve(listener, app, config.conn.clone(), token));
         Ok(Self {
             addr,
             shutdown,

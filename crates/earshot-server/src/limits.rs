@@ -9,9 +9,9 @@
 //! - concurrent live WebSocket audio streams per tenant: over `tenant_max_streams` the
 //!   upgrade request gets **429 `too_many_streams`** before upgrading. A [`StreamSlot`]
 //!   holds the count and gives it back when dropped, however the stream ends;
-//! - the size of a request head: hyper (behind `axum::serve`, which exposes none of its
-//!   HTTP/1 settings) already refuses heads over ~408 KiB (`max_buf_size` 8 KiB + 100 ×
-//!   4 KiB), more than 100 headers (431) and URIs over 65 534 bytes (414), closing the
+//! - the size of a request head: hyper (behind [`crate::conn::serve`]) already refuses
+//!   heads over its read buffer ([`crate::conn::HEAD_BUFFER_BYTES`], 431), more than
+//!   100 headers (431) and URIs over 65 534 bytes (414), closing the
 //!   connection. [`head_limits`] adds tighter limits in the JSON error shape: total
 //!   header bytes (431) and URI length (414).
 //!

@@ -51,13 +51,3 @@ impl SpeechStatus {
         }
     }
 }
-
-/// Maps an audio error to 415 (format) or 422 (values).
-pub fn audio_api_error(e: earshot_asr::AudioError) -> crate::error::ApiError {
-    let status = if e.is_unsupported_format() {
-        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE
-    } else {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
-    crate::error::ApiError::new(status, e.code(), e.to_string())
-}

@@ -13,6 +13,16 @@ use crate::speech::SpeechStatus;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Default largest JSON body, bytes.
+pub const DEFAULT_MAX_JSON_BODY: usize = 256 * 1024;
+/// Default largest upload on `/v1/audio/transcriptions`, bytes (OpenAI's own limit).
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
+/// Default longest audio one upload may hold, seconds. An hour covers a long meeting;
+/// its 16 kHz samples take 230 MB while it is transcribed, which is what one upload may
+/// cost a server; a compressed file that decodes to more is refused as soon as decoding
+/// passes the hour, before the rest is decoded.
+pub const DEFAULT_MAX_UPLOAD_SECONDS: u64 = 3600;
+
 /// Server settings (api.md §1).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -29,20 +39,29 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// Largest upload accepted by `/v1/audio/transcriptions`.
     pub max_upload_bytes: usize,
+    /// Longest audio one upload may hold, counted while decoding (413 `audio_too_long`).
+    pub max_upload_seconds: u64,
     /// Per-tenant rate, stream and request-head limits.
     pub limits: crate::limits::LimitsConfig,
+    /// Slow and idle clients: head and body timeouts, open connections.
+    pub conn: crate::conn::ConnConfig,
+    /// Origins and host names allowed besides the server's own.
+    pub origins: crate::origin::OriginConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            max_json_body: 256 * 1024,
+            max_json_body: DEFAULT_MAX_JSON_BODY,
             store: StoreConfig::default(),
             retention_interval: Duration::from_secs(60),
             stats_interval: Duration::from_secs(5),
             grace_period: Duration::from_secs(10),
-            max_upload_bytes: 25 * 1024 * 1024,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_upload_seconds: DEFAULT_MAX_UPLOAD_SECONDS,
             limits: crate::limits::LimitsConfig::default(),
+            conn: crate::conn::ConnConfig::default(),
+            origins: crate::origin::OriginConfig::default(),
         }
     }
 }
@@ -62,4 +81,6 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Per-tenant request rate and live stream counts.
     pub limits: Arc<crate::limits::Limits>,
+    /// Which hosts and cross-site origins are refused.
+    pub origins: Arc<crate::origin::OriginPolicy>,
 }

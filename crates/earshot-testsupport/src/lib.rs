@@ -5,6 +5,7 @@
 //! never talks to a Redis somebody else started (nor the machine's one on 6379) and
 //! never sees another test's data. A server starts in a few tens of milliseconds.
 
+pub mod audio;
 mod redis_server;
 pub mod speech;
 

@@ -92,6 +92,37 @@ fn transcribe_reports_bad_files_and_keeps_going() {
 }
 
 #[test]
+fn transcribe_refuses_a_file_longer_than_its_cap_early() {
+    let Some(model) = model_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("three-hours.flac");
+    std::fs::write(
+        &long,
+        earshot_testsupport::audio::constant_flac(48_000, 3 * 3600),
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let out = earshot()
+        .args(["transcribe", "--quiet"])
+        .arg(&long)
+        .env("EARSHOT_MODEL", &model)
+        .env("EARSHOT_MAX_AUDIO_SECONDS", "60")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("three-hours.flac") && err.contains("too long"),
+        "{err}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
 fn model_path_follows_the_lookup_order_and_fetch_fails_clearly_offline() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("my-model.bin");

@@ -276,3 +276,66 @@ async fn redis_keys_ttls_and_events_are_exactly_the_contract() {
         .unwrap();
     assert_eq!(len, 4);
 }
+
+/// One raw HTTP/1.1 exchange on a fresh connection; returns the response head.
+async fn raw_head(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains("\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_client_and_browser_settings_are_read_from_the_environment() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let serve = Serve::start(&[
+        ("EARSHOT_NO_ASR", "true".into()),
+        ("EARSHOT_HEADER_TIMEOUT", "1s".into()),
+        ("EARSHOT_ALLOWED_HOSTS", "captions.lan".into()),
+        ("EARSHOT_MAX_UPLOAD_SECONDS", "600".into()),
+    ]);
+    let port: u16 = serve.base.rsplit(':').next().unwrap().parse().unwrap();
+    // A half-sent request head is closed after the configured second.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => {}
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        closed && t.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        t.elapsed()
+    );
+
+    let get = |host: &str| format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let head = raw_head(port, &get(&format!("captions.lan:{port}"))).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let head = raw_head(port, &get("rebound.example")).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let post = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: https://evil.example\r\n\
+         Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let head = raw_head(port, &post).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+}

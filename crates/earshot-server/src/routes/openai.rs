@@ -17,7 +17,6 @@ use serde_json::json;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
-use crate::speech::audio_api_error;
 use crate::state::AppState;
 
 /// `response_format` values OpenAI defines for Whisper.
@@ -54,7 +53,7 @@ impl ResponseFormat {
 
 /// The multipart form, read field by field.
 struct Upload {
-    file: Vec<u8>,
+    file: bytes::Bytes,
     filename: Option<String>,
     model: Option<String>,
     language: Option<String>,
@@ -63,7 +62,7 @@ struct Upload {
 
 async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
     let mut upload = Upload {
-        file: Vec::new(),
+        file: bytes::Bytes::new(),
         filename: None,
         model: None,
         language: None,
@@ -89,7 +88,7 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
         match name.as_str() {
             "file" => {
                 upload.filename = field.file_name().map(|f| crate::error::truncate(f, 200));
-                upload.file = field.bytes().await.map_err(bad)?.to_vec();
+                upload.file = field.bytes().await.map_err(bad)?;
                 has_file = true;
             }
             "model" | "language" | "response_format" => {
@@ -139,8 +138,9 @@ pub async fn transcriptions(
         .as_deref()
         .and_then(|f| f.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()));
     let bytes = upload.file;
+    let max_seconds = state.config.max_upload_seconds;
     let audio = tokio::task::spawn_blocking(move || {
-        earshot_asr::audio::decode_bytes_with_hint(&bytes, ext.as_deref())
+        earshot_asr::audio::decode_bytes_limited(&bytes, ext.as_deref(), max_seconds)
     })
     .await
     .map_err(|_| {
@@ -150,7 +150,16 @@ pub async fn transcriptions(
             "audio decoding failed",
         )
     })?
-    .map_err(audio_api_error)?;
+    .map_err(|e| {
+        let mut err = ApiError::from(e);
+        if err.code == "audio_too_long" {
+            err.message = format!(
+                "the audio is longer than the {max_seconds} s this server accepts per upload \
+                 (EARSHOT_MAX_UPLOAD_SECONDS); split it or stream it over the WebSocket"
+            );
+        }
+        err
+    })?;
     let duration = audio.duration_secs();
     let segments = speech
         .scheduler

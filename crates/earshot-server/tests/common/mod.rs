@@ -23,6 +23,7 @@ pub enum Backend {
 }
 
 pub struct TestApp {
+    pub addr: std::net::SocketAddr,
     pub base: String,
     pub client: Client,
     pub store: DynStore,
@@ -96,15 +97,38 @@ impl TestApp {
         Self::start_custom(store, None, config, speech).await
     }
 
+    /// An app with no API keys (the single open tenant `default`, as on a laptop).
+    pub async fn start_open(config: ServerConfig) -> Self {
+        let store = std::sync::Arc::new(MemoryStore::new(config.store.clone()));
+        Self::start_tenants(
+            store,
+            None,
+            config,
+            earshot_server::SpeechStatus::Disabled,
+            Tenants::open(),
+        )
+        .await
+    }
+
     async fn start_custom(
         store: DynStore,
         redis: Option<RedisServer>,
         config: ServerConfig,
         speech: earshot_server::SpeechStatus,
     ) -> Self {
+        let tenants = Tenants::parse(&format!("acme:{ACME},globex:{GLOBEX}")).unwrap();
+        Self::start_tenants(store, redis, config, speech, tenants).await
+    }
+
+    async fn start_tenants(
+        store: DynStore,
+        redis: Option<RedisServer>,
+        config: ServerConfig,
+        speech: earshot_server::SpeechStatus,
+        tenants: Tenants,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        let tenants = Tenants::parse(&format!("acme:{ACME},globex:{GLOBEX}")).unwrap();
         let server = Server::start(
             listener,
             store.clone(),
@@ -115,9 +139,11 @@ impl TestApp {
         )
         .await
         .unwrap();
-        let base = format!("http://{}", server.addr());
+        let addr = server.addr();
+        let base = format!("http://{addr}");
         tokio::spawn(server.wait());
         Self {
+            addr,
             base,
             client: Client::builder()
                 .timeout(Duration::from_secs(120))
@@ -229,4 +255,73 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// Sends raw bytes on a fresh connection (for requests no HTTP client would send: a
+/// foreign `Host`, a browser's `Origin`) and returns the response: its head and
+/// `Content-Length` bytes of body, or what came until the server closed (at most 10 s).
+pub async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if len.is_some_and(|n| body.len() >= n) {
+                return text;
+            }
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => return text,
+        }
+    }
+}
+
+/// The status code of a raw HTTP/1.1 response.
+pub fn raw_status(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {resp:?}"))
+}
+
+/// The `error.code` of a raw response in the api.md error shape.
+pub fn raw_error_code(resp: &str) -> String {
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: Value = serde_json::from_str(body.trim())
+        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {resp:?}"));
+    v["error"]["code"].as_str().expect("error.code").to_owned()
+}
+
+/// The real tiny.en model behind one decode slot, or `None` (the test returns) when no
+/// model is available and none is required.
+pub fn speech_ready() -> Option<earshot_server::SpeechStatus> {
+    use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
+    let path = earshot_testsupport::speech::model_path()?;
+    let engine = Engine::load(EngineConfig::new(path)).expect("model loads");
+    let speech = earshot_server::Speech {
+        scheduler: Scheduler::with_config(
+            engine,
+            SchedulerConfig {
+                decode_slots: 1,
+                max_streams: 2,
+                admission: Default::default(),
+            },
+        ),
+        stream: StreamConfig::default(),
+        idle_timeout: Duration::from_secs(30),
+        model_name: "ggml-tiny.en.bin".into(),
+    };
+    Some(earshot_server::SpeechStatus::Ready(std::sync::Arc::new(
+        speech,
+    )))
 }

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
 use earshot_core::config::{parse_duration, StoreConfig};
+use earshot_server::conn::ConnConfig;
 use earshot_server::{auth, Server, ServerConfig, Speech, SpeechStatus, Tenants};
 use earshot_store::DynStore;
 use earshot_worker::sink::SinkSpec;
@@ -56,11 +57,38 @@ pub struct ServeArgs {
     #[arg(long, env = "EARSHOT_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
     /// Largest JSON request body, in bytes.
-    #[arg(long, env = "EARSHOT_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    #[arg(long, env = "EARSHOT_MAX_BODY_BYTES", default_value_t = earshot_server::state::DEFAULT_MAX_JSON_BODY)]
     pub max_body_bytes: usize,
     /// Largest audio upload on /v1/audio/transcriptions, in bytes.
-    #[arg(long, env = "EARSHOT_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    #[arg(long, env = "EARSHOT_MAX_UPLOAD_BYTES", default_value_t = earshot_server::state::DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
+    /// Longest audio one upload may hold, in seconds, counted while decoding: more is
+    /// refused with 413 `audio_too_long` as soon as decoding passes it.
+    #[arg(long, env = "EARSHOT_MAX_UPLOAD_SECONDS", default_value_t = earshot_server::state::DEFAULT_MAX_UPLOAD_SECONDS)]
+    pub max_upload_seconds: u64,
+    /// Time a client has to send a whole request head, counted from when the connection
+    /// opens or finishes its previous response; also closes idle keep-alive connections
+    /// [default: 10s].
+    #[arg(long, env = "EARSHOT_HEADER_TIMEOUT", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Time a client has to send a whole request body (408 `body_timeout` after it);
+    /// 0 = no limit [default: 120s].
+    #[arg(long, env = "EARSHOT_BODY_TIMEOUT", value_parser = parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// Open connections (WebSockets included) at once; more wait in the listen backlog
+    /// until one closes; lowered to fit the file descriptor limit
+    /// [default: 1024].
+    #[arg(long, env = "EARSHOT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Comma-separated origins (`https://app.example.com`) whose pages may send writes and
+    /// open WebSockets besides the server's own; `*` allows any. Setting it also turns the
+    /// origin check on when API keys are configured.
+    #[arg(long, env = "EARSHOT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Comma-separated host names this server answers to besides loopback names and the
+    /// listen address (checked without keys, or when set).
+    #[arg(long, env = "EARSHOT_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// ggml model file (default: the `earshot model path` lookup).
     #[arg(long, env = "EARSHOT_MODEL")]
     pub model: Option<PathBuf>,
@@ -109,6 +137,15 @@ impl ServeArgs {
         }
     }
 
+    fn conn_config(&self) -> ConnConfig {
+        let default = ConnConfig::default();
+        ConnConfig {
+            header_timeout: self.header_timeout.unwrap_or(default.header_timeout),
+            body_timeout: self.body_timeout.unwrap_or(default.body_timeout),
+            max_connections: self.max_connections.unwrap_or(default.max_connections),
+        }
+    }
+
     fn tenants(&self) -> anyhow::Result<Tenants> {
         let tenants = match self
             .api_keys
@@ -146,6 +183,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         max_json_body: args.max_body_bytes,
         max_upload_bytes: args.max_upload_bytes,
+        max_upload_seconds: args.max_upload_seconds.max(1),
         store: store_cfg,
         grace_period: args.shutdown_grace,
         stats_interval: args.stats_interval.max(Duration::from_millis(100)),
@@ -154,6 +192,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tenant_burst: args.tenant_burst,
             tenant_max_streams: args.tenant_max_streams,
             ..Default::default()
+        },
+        conn: args.conn_config(),
+        origins: earshot_server::origin::OriginConfig {
+            allowed_origins: args.allowed_origins.clone(),
+            allowed_hosts: args.allowed_hosts.clone(),
         },
         ..ServerConfig::default()
     };

@@ -40,6 +40,10 @@ pub struct TranscribeArgs {
     /// CPU threads for the decoder.
     #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 2)]
     pub threads: usize,
+    /// Longest audio a file may hold, in seconds; a longer file fails as soon as decoding
+    /// passes it (its samples would need 64 KB per second of memory).
+    #[arg(long, env = "EARSHOT_MAX_AUDIO_SECONDS", default_value_t = earshot_asr::audio::MAX_DECODED_SECONDS)]
+    pub max_seconds: u64,
     /// Never show a progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -78,7 +82,7 @@ fn run_blocking(args: TranscribeArgs) -> anyhow::Result<()> {
 }
 
 fn transcribe_one(engine: &Arc<Engine>, file: &Path, args: &TranscribeArgs) -> anyhow::Result<()> {
-    let audio = earshot_asr::decode_file(file)?;
+    let audio = earshot_asr::audio::decode_file_limited(file, args.max_seconds.max(1))?;
     let total_ms = (audio.duration_secs() * 1000.0) as u64;
     let bar = ProgressBar::new(total_ms.max(1));
     if args.quiet {

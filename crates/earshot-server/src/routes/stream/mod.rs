@@ -26,7 +26,6 @@ pub use query::{StreamParams, StreamQuery};
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
-use crate::speech::audio_api_error;
 use crate::state::AppState;
 use lock::StreamLock;
 
@@ -64,7 +63,7 @@ pub async fn stream(
         params.encoding,
         params.sample_rate,
     )
-    .map_err(audio_api_error)?;
+    .map_err(ApiError::from)?;
     if let Some(ms) = params.endpointing_ms {
         live.configure(Some(ms as u64), None);
     }
