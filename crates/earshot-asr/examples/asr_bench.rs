@@ -146,7 +146,7 @@ struct StreamResult {
     ctx_frames: u64,
 }
 
-/// The stream settings, with `STREAM_INTERVAL_MS`, `STREAM_FIRST_MS`, `STREAM_MAX_WINDOW_MS`, `STREAM_GAP_MS`
+/// The stream settings, with `STREAM_PARTIALS=0`, `STREAM_INTERVAL_MS`, `STREAM_FIRST_MS`, `STREAM_MAX_WINDOW_MS`, `STREAM_GAP_MS`
 /// `STREAM_CTX` and `STREAM_FINAL_CTX` (`full` or `adaptive:MARGIN:FLOOR`) overriding the
 /// defaults.
 fn stream_config() -> StreamConfig {
@@ -169,6 +169,9 @@ fn stream_config() -> StreamConfig {
     }
     if let Ok(v) = std::env::var("STREAM_FINAL_CTX") {
         c.final_audio_ctx = Some(parse_ctx(&v));
+    }
+    if std::env::var("STREAM_PARTIALS").is_ok_and(|v| v == "0") {
+        c.partials = false;
     }
     c
 }

@@ -65,6 +65,9 @@ pub fn transcribe_with(
             skip_vad_gate: false,
             audio_ctx: None,
             salvage_loops: false,
+            single_pass: false,
+            retry_ctx: None,
+            time_budget: None,
         };
         let t = engine.decode(&samples[w.clone()], &dopts)?;
         append_window(&mut segments, &mut prompt, t.segments);

@@ -9,7 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::{expect_error, TestApp, ACME, GLOBEX};
-use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
+use earshot_asr::{
+    AdmissionConfig, Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig,
+};
 use earshot_server::{Speech, SpeechStatus};
 use earshot_testsupport::speech::{audio_dir, model_path, normalize, wer};
 use futures::{SinkExt, StreamExt};
@@ -28,13 +30,21 @@ fn engine() -> Option<Arc<Engine>> {
 
 /// A speech app, or `None` (test returns) when no model is available and not required.
 async fn speech_app(max_streams: usize, idle: Duration) -> Option<TestApp> {
+    speech_app_with(max_streams, AdmissionConfig::default(), idle).await
+}
+
+async fn speech_app_with(
+    max_streams: usize,
+    admission: AdmissionConfig,
+    idle: Duration,
+) -> Option<TestApp> {
     let engine = engine()?;
     let sched = Scheduler::with_config(
         engine,
         SchedulerConfig {
             decode_slots: 1,
             max_streams,
-            admission: Default::default(),
+            admission,
         },
     );
     let speech = Speech {
@@ -483,6 +493,133 @@ async fn bad_frames_end_with_an_error_frame_and_keep_accepted_audio() {
         "no hallucinated text from silence: {seen:?}"
     );
     assert_eq!(seen.close, Some(1000));
+}
+
+/// Admission comes from what streams cost, not from a count: with streams assumed to cost
+/// half a slot per audio second and a target of 60 % of the one slot, a second stream would
+/// make the first late, so it is refused with 1013 although the hard cap allows 16; the
+/// headroom is on `/metrics`, and the place is back once the first stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_follows_the_measured_cost() {
+    let admission = AdmissionConfig {
+        target: 0.6,
+        prior_cost: 0.5,
+    };
+    let Some(app) = speech_app_with(16, admission, Duration::from_secs(30)).await else {
+        return;
+    };
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    let first = connect(&app, "/v1/sessions/c1/stream", ACME).await.unwrap();
+    // The upgrade returns before the stream task admits itself.
+    let mut headroom = f64::NAN;
+    for _ in 0..50 {
+        let m = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap();
+        let text = m.text().await.unwrap();
+        if metric(&text, "earshot_asr_streams_admitted") == 1.0 {
+            headroom = metric(&text, "earshot_asr_headroom_streams");
+            assert!(metric(&text, "earshot_asr_stream_cost") > 0.0);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(headroom, 0.0, "no room for a second stream");
+    let second = connect(&app, "/v1/sessions/c2/stream", ACME).await.unwrap();
+    let seen = run_stream(second, Vec::new(), 32, 20, 1.0, None).await;
+    assert_eq!(seen.of_type("error")[0]["code"], "overloaded", "{seen:?}");
+    assert_eq!(seen.close, Some(1013));
+    let seen = run_stream(
+        first,
+        Vec::new(),
+        32,
+        20,
+        1.0,
+        Some(r#"{"type":"finalize"}"#),
+    )
+    .await;
+    assert_eq!(seen.close, Some(1000));
+    let third = connect(&app, "/v1/sessions/c3/stream", ACME).await.unwrap();
+    let seen = run_stream(
+        third,
+        Vec::new(),
+        32,
+        20,
+        1.0,
+        Some(r#"{"type":"finalize"}"#),
+    )
+    .await;
+    assert!(seen.of_type("error").is_empty(), "admitted again: {seen:?}");
+}
+
+/// A client replaying a recording far faster than real time is paced, not cut off, and
+/// what it gets is what real time gives: finals in order, their times never going back. A
+/// frame holding more than 2 s of audio is refused with a clear error and 1009.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_client_is_paced_and_a_huge_frame_refused() {
+    let Some(app) = speech_app(4, Duration::from_secs(30)).await else {
+        return;
+    };
+    let clips = [
+        "cards-005.wav",
+        "goforward.wav",
+        "numbers.wav",
+        "cards-002.wav",
+    ];
+    let mut audio = Vec::new();
+    let mut words = Vec::new();
+    for c in clips {
+        audio.extend(with_silence(&clip_i16(c), 400));
+        words.push(reference(c));
+    }
+    let ws = connect(&app, "/v1/sessions/fast/stream", ACME)
+        .await
+        .unwrap();
+    // 100 ms frames with no pause at all.
+    let seen = run_stream(
+        ws,
+        s16le(&audio),
+        32,
+        100,
+        1e6,
+        Some(r#"{"type":"finalize"}"#),
+    )
+    .await;
+    assert!(seen.of_type("error").is_empty(), "{seen:?}");
+    assert_eq!(seen.close, Some(1000));
+    let finals = seen.of_type("final");
+    for pair in finals.windows(2) {
+        assert!(
+            pair[1]["start_ms"].as_i64() >= pair[0]["end_ms"].as_i64(),
+            "finals go back in time: {pair:?}"
+        );
+    }
+    let wer = earshot_testsupport::speech::wer(&words.join(" "), &seen.finals_text());
+    assert!(
+        wer <= 0.25,
+        "{} vs {words:?}: WER {wer}",
+        seen.finals_text()
+    );
+
+    let ws = connect(&app, "/v1/sessions/huge/stream", ACME)
+        .await
+        .unwrap();
+    let seen = run_stream(ws, vec![0u8; 3 * 32_000], 32, 3_000, 1.0, None).await;
+    assert_eq!(
+        seen.of_type("error")[0]["code"],
+        "frame_too_large",
+        "{seen:?}"
+    );
+    assert_eq!(seen.close, Some(1009));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,6 +127,9 @@ pub enum EngineError {
     /// whisper.cpp failed while decoding.
     #[error("whisper decode failed: {0}")]
     Decode(String),
+    /// The decode ran past its [`DecodeOptions::time_budget`] and was given up.
+    #[error("decode gave up after its time budget")]
+    OverBudget,
     /// The decode task died (panic in a blocking thread, runtime shutting down).
     #[error("decode task failed: {0}")]
     Task(String),
@@ -154,6 +157,18 @@ pub struct DecodeOptions {
     /// [`EngineConfig::audio_ctx`]). Streaming uses a tighter one: it re-decodes the same
     /// audio every second, so a word a short context misses is picked up by the next decode.
     pub audio_ctx: Option<AudioCtx>,
+    /// One pass over the audio (whisper.cpp's `single_segment`). Without it whisper seeks
+    /// through the audio segment by segment, re-encoding from each segment's end; a decode
+    /// whose timestamps advance a little at a time then encodes the same window again and
+    /// again, which held a stream's finals back for half a minute. A stream's window is a
+    /// few seconds: one pass reads all of it.
+    pub single_pass: bool,
+    /// Context of the redo of a decode that looped (`None`: the full 30 s). Streams use a
+    /// smaller one: a full-context decode costs several of theirs.
+    pub retry_ctx: Option<AudioCtx>,
+    /// Give the decode up (an error) once it has run this long: what one decode may cost,
+    /// whatever the audio.
+    pub time_budget: Option<Duration>,
 }
 
 /// The result of one decode.

@@ -27,6 +27,7 @@
 //!   than [`EngineConfig::max_ngram_repeats`] times in a row is dropped;
 //! * non-speech tokens (`[Music]`, `(laughs)`) are suppressed and blank starts are suppressed.
 
+mod collect;
 mod config;
 
 use std::sync::Arc;
@@ -41,12 +42,9 @@ use config::SAMPLES_PER_CTX;
 pub use config::{AudioCtx, DecodeOptions, EngineConfig, EngineError, Transcript, FULL_AUDIO_CTX};
 
 use crate::audio::TARGET_RATE;
-use crate::text::{
-    cap_prompt, collapse_repeats, collapse_short_repeats, drop_stutters, is_repetitive, join_words,
-    norm_text,
-};
+use crate::text::cap_prompt;
 use crate::vad::{self, Aggressiveness};
-use crate::{Segment, Word};
+use collect::Run;
 
 /// A loaded model plus a pool of decoding states. Share it as `Arc<Engine>`; `decode` is
 /// blocking (run it on a blocking thread, see [`crate::Scheduler`]).
@@ -181,26 +179,36 @@ impl Engine {
                 .frames_for(padded.len())
         };
         let t0 = Instant::now();
-        let mut run = self.run_whisper(&padded, opts, audio_ctx, audio_ms as i64)?;
+        // One deadline for the decode and its retry: the budget bounds the whole call.
+        let deadline = opts.time_budget.map(|b| t0 + b);
+        let mut run = self.run_whisper(&padded, opts, audio_ctx, audio_ms as i64, deadline)?;
+        out.audio_ctx = audio_ctx;
         // A shortened context sometimes sends tiny.en into a loop (a segment that runs into
         // the token cap, or one our repetition check drops). Whisper was trained on 30 s
-        // windows: redo that decode with the full context rather than return garbage.
-        if audio_ctx < FULL_AUDIO_CTX
-            && !opts.salvage_loops
-            && (run.hit_token_cap || run.repetitive > 0)
+        // windows: redo that decode with a larger context rather than return garbage. If the
+        // redo runs out of time, the first run's result stands (its looped segments dropped).
+        let retry_ctx = opts.retry_ctx.map_or(FULL_AUDIO_CTX, |c| {
+            c.frames_for(padded.len()).max(audio_ctx)
+        });
+        if retry_ctx > audio_ctx && !opts.salvage_loops && (run.hit_token_cap || run.repetitive > 0)
         {
             tracing::debug!(
                 audio_ctx,
+                retry_ctx,
                 hit_token_cap = run.hit_token_cap,
                 repetitive = run.repetitive,
-                "degenerate output with a short audio_ctx; retrying with the full context"
+                "degenerate output with a short audio_ctx; retrying with a larger context"
             );
             metrics::counter!("earshot_asr_full_context_retries_total").increment(1);
-            run = self.run_whisper(&padded, opts, FULL_AUDIO_CTX, audio_ms as i64)?;
-            out.retried_full_ctx = true;
-            out.audio_ctx = FULL_AUDIO_CTX;
-        } else {
-            out.audio_ctx = audio_ctx;
+            match self.run_whisper(&padded, opts, retry_ctx, audio_ms as i64, deadline) {
+                Ok(r) => {
+                    run = r;
+                    out.retried_full_ctx = true;
+                    out.audio_ctx = retry_ctx;
+                }
+                Err(EngineError::OverBudget) => {}
+                Err(e) => return Err(e),
+            }
         }
         out.elapsed = t0.elapsed();
         out.segments = run.segments;
@@ -218,6 +226,7 @@ impl Engine {
         opts: &DecodeOptions,
         audio_ctx: usize,
         audio_ms: i64,
+        deadline: Option<Instant>,
     ) -> Result<Run, EngineError> {
         let strategy = if self.cfg.beam_size > 1 {
             SamplingStrategy::BeamSearch {
@@ -263,13 +272,27 @@ impl Engine {
         if let Some(p) = &prompt {
             params.set_initial_prompt(p);
         }
+        params.set_single_segment(opts.single_pass);
         // SAFETY: `cut_loops` only reads the token records and writes the logits whisper.cpp
         // hands it, and uses no user data.
         unsafe {
             params.set_filter_logits_callback(Some(crate::loop_guard::cut_loops));
         }
+        // Lives until `full` returns, which is as long as whisper.cpp may call back with it.
+        if let Some(d) = &deadline {
+            // SAFETY: `past_deadline` reads the `Instant` behind the pointer, which outlives
+            // the `full` call below; it touches nothing of whisper's.
+            unsafe {
+                params.set_abort_callback(Some(past_deadline));
+                params.set_abort_callback_user_data(d as *const Instant as *mut std::ffi::c_void);
+            }
+        }
         let mut state = self.take_state()?;
         if let Err(e) = state.full(params, padded) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                metrics::counter!("earshot_asr_decodes_over_budget_total").increment(1);
+                return Err(EngineError::OverBudget);
+            }
             // A failed state may hold garbage: do not return it to the pool.
             return Err(EngineError::Decode(e.to_string()));
         }
@@ -283,143 +306,13 @@ impl Engine {
             ..run
         })
     }
-
-    fn collect(&self, state: &WhisperState, offset_ms: i64, audio_ms: i64, salvage: bool) -> Run {
-        let mut kept = Vec::new();
-        let mut dropped = 0;
-        let mut repetitive = 0;
-        for seg in state.as_iter() {
-            let no_speech = seg.no_speech_probability();
-            let mut words: Vec<Word> = Vec::new();
-            #[allow(clippy::type_complexity)]
-            let mut cur: Option<(Vec<u8>, i64, i64, f32, usize)> = None;
-            let mut logp_sum = 0.0f32;
-            let mut n_text = 0usize;
-            for i in 0..seg.n_tokens() {
-                let Some(tok) = seg.get_token(i) else {
-                    continue;
-                };
-                let data = tok.token_data();
-                if data.id >= self.token_eot {
-                    continue; // special and timestamp tokens
-                }
-                let Ok(bytes) = tok.to_bytes() else { continue };
-                logp_sum += data.plog;
-                n_text += 1;
-                let t0 = data.t0 * 10;
-                let t1 = data.t1 * 10;
-                let starts_word = bytes.first().is_some_and(|b| *b == b' ');
-                match &mut cur {
-                    Some((b, _s, e, p, n)) if !starts_word => {
-                        b.extend_from_slice(bytes);
-                        *e = (*e).max(t1);
-                        *p += data.p;
-                        *n += 1;
-                    }
-                    _ => {
-                        if let Some(w) = cur.take() {
-                            push_word(&mut words, w, offset_ms, audio_ms);
-                        }
-                        cur = Some((bytes.to_vec(), t0, t1, data.p, 1));
-                    }
-                }
-            }
-            if let Some(w) = cur.take() {
-                push_word(&mut words, w, offset_ms, audio_ms);
-            }
-            let text = seg
-                .to_bytes()
-                .map(|b| String::from_utf8_lossy(b).trim().to_string())
-                .unwrap_or_default();
-            let avg_logprob = if n_text > 0 {
-                logp_sum / n_text as f32
-            } else {
-                f32::NEG_INFINITY
-            };
-            let no_content = !text.chars().any(|c| c.is_alphanumeric());
-            let unlikely = (no_speech > self.cfg.no_speech_thold
-                && avg_logprob < self.cfg.logprob_thold)
-                || avg_logprob < self.cfg.hard_logprob_floor;
-            let mut looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
-            if looped {
-                repetitive += 1;
-            }
-            let mut text = text;
-            if looped && salvage {
-                collapse_repeats(&mut words);
-                collapse_short_repeats(&mut words, self.cfg.max_ngram_repeats);
-                drop_stutters(&mut words);
-                text = join_words(&words);
-                looped = is_repetitive(&text, self.cfg.max_ngram_repeats);
-            }
-            if no_content || unlikely || looped {
-                if !no_content {
-                    tracing::debug!(%text, no_speech, avg_logprob, "dropping segment (hallucination guard)");
-                }
-                dropped += 1;
-                continue;
-            }
-            // A phrase of 3+ words said twice in a row is almost always whisper echoing itself
-            // (it happens when a short window ends in silence): keep one copy.
-            let (words, text) = if collapse_repeats(&mut words) {
-                let t = join_words(&words);
-                (words, t)
-            } else {
-                (words, text)
-            };
-            let prev_same = kept.last().is_some_and(|p: &Segment| {
-                p.words.len() >= 3 && norm_text(&p.text) == norm_text(&text)
-            });
-            if prev_same {
-                repetitive += 1;
-                dropped += 1;
-                continue;
-            }
-            let start_ms = offset_ms + seg.start_timestamp() * 10;
-            let end_ms = (offset_ms + seg.end_timestamp() * 10).min(offset_ms + audio_ms.max(0));
-            kept.push(Segment {
-                text,
-                start_ms,
-                end_ms: end_ms.max(start_ms),
-                words,
-                no_speech_prob: no_speech,
-                avg_logprob,
-            });
-        }
-        Run {
-            segments: kept,
-            dropped,
-            repetitive,
-            hit_token_cap: false,
-        }
-    }
 }
 
-/// One whisper run's kept segments and guard counters.
-struct Run {
-    segments: Vec<Segment>,
-    dropped: usize,
-    repetitive: usize,
-    hit_token_cap: bool,
-}
-
-fn push_word(
-    words: &mut Vec<Word>,
-    (bytes, t0, t1, psum, n): (Vec<u8>, i64, i64, f32, usize),
-    offset_ms: i64,
-    audio_ms: i64,
-) {
-    let text = String::from_utf8_lossy(&bytes).trim().to_string();
-    if text.is_empty() {
-        return;
-    }
-    let end_cap = offset_ms + audio_ms.max(0);
-    let start = (offset_ms + t0).min(end_cap);
-    let end = (offset_ms + t1).min(end_cap).max(start);
-    words.push(Word {
-        text,
-        start_ms: start,
-        end_ms: end,
-        prob: psum / n.max(1) as f32,
-    });
+/// whisper.cpp's abort callback: true once the decode's deadline has passed.
+///
+/// # Safety
+/// `user_data` points to a live `Instant`.
+unsafe extern "C" fn past_deadline(user_data: *mut std::ffi::c_void) -> bool {
+    let deadline = &*(user_data as *const Instant);
+    Instant::now() >= *deadline
 }

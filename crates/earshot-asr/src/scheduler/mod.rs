@@ -45,6 +45,9 @@ pub struct SchedulerConfig {
 }
 
 impl SchedulerConfig {
+    /// Hard cap of streams per decode slot; admission from cost decides below it.
+    pub const MAX_STREAMS_PER_SLOT: usize = 16;
+
     /// Defaults for an engine using `threads_per_decode` threads on this machine:
     /// `max(1, cores / threads)` slots; streams admitted by measured cost, at most 16 per
     /// slot.
@@ -55,7 +58,7 @@ impl SchedulerConfig {
         let slots = (cores / threads_per_decode.max(1)).max(1);
         SchedulerConfig {
             decode_slots: slots,
-            max_streams: slots * 16,
+            max_streams: slots * Self::MAX_STREAMS_PER_SLOT,
             admission: AdmissionConfig::default(),
         }
     }
@@ -241,6 +244,9 @@ impl Scheduler {
                 skip_vad_gate: false,
                 audio_ctx: None,
                 salvage_loops: false,
+                single_pass: false,
+                retry_ctx: None,
+                time_budget: None,
             };
             let t = self.decode(Priority::Batch, piece, dopts).await?;
             batch::append_window(&mut segments, &mut prompt, t.segments);

@@ -36,6 +36,8 @@ struct Waiter {
 
 struct State {
     free: usize,
+    /// Partial decodes running now.
+    partials: usize,
     waiters: VecDeque<Waiter>,
 }
 
@@ -44,17 +46,22 @@ struct State {
 pub struct Slots {
     state: Arc<Mutex<State>>,
     total: usize,
+    /// Partial decodes allowed at once: one slot less than the pool (when it has more than
+    /// one), so a commit never waits for partials to finish: a decode, once started, keeps
+    /// its slot until whisper returns.
+    max_partials: usize,
 }
 
 /// One slot, taken until dropped; dropping hands it to the next waiter.
 pub struct SlotGuard {
     slots: Option<Slots>,
+    priority: Priority,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         if let Some(slots) = self.slots.take() {
-            slots.release();
+            slots.release(self.priority);
         }
     }
 }
@@ -65,9 +72,11 @@ impl Slots {
         Slots {
             state: Arc::new(Mutex::new(State {
                 free: total.max(1),
+                partials: 0,
                 waiters: VecDeque::new(),
             })),
             total: total.max(1),
+            max_partials: total.saturating_sub(1).max(1),
         }
     }
 
@@ -92,16 +101,13 @@ impl Slots {
     pub async fn acquire(&self, priority: Priority) -> SlotGuard {
         let rx = {
             let mut st = self.state.lock();
-            if st.free > 0 && st.waiters.is_empty() {
-                st.free -= 1;
-                return self.guard();
-            }
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(Waiter {
                 priority,
                 since: Instant::now(),
                 tx,
             });
+            self.hand_out(&mut st);
             rx
         };
         match rx.await {
@@ -111,24 +117,40 @@ impl Slots {
         }
     }
 
-    fn guard(&self) -> SlotGuard {
+    fn guard(&self, priority: Priority) -> SlotGuard {
         SlotGuard {
             slots: Some(self.clone()),
+            priority,
         }
     }
 
-    fn release(&self) {
+    fn release(&self, priority: Priority) {
         let mut st = self.state.lock();
-        loop {
-            let Some(i) = next_waiter(&st.waiters, Instant::now()) else {
-                st.free += 1;
+        if priority == Priority::Partial {
+            st.partials -= 1;
+        }
+        st.free += 1;
+        self.hand_out(&mut st);
+    }
+
+    /// Give free slots to waiters, most urgent first.
+    fn hand_out(&self, st: &mut State) {
+        st.waiters.retain(|w| !w.tx.is_closed());
+        while st.free > 0 {
+            let partials_ok = st.partials < self.max_partials;
+            let Some(i) = next_waiter(&st.waiters, Instant::now(), partials_ok) else {
                 return;
             };
             let w = st.waiters.remove(i).expect("index from next_waiter");
             // A waiter that gave up (its receiver is gone) hands the guard straight back:
             // forget that guard so it does not re-enter `release` under the lock.
-            match w.tx.send(self.guard()) {
-                Ok(()) => return,
+            match w.tx.send(self.guard(w.priority)) {
+                Ok(()) => {
+                    st.free -= 1;
+                    if w.priority == Priority::Partial {
+                        st.partials += 1;
+                    }
+                }
                 Err(mut g) => {
                     g.slots = None;
                 }
@@ -138,16 +160,17 @@ impl Slots {
 }
 
 /// Index of the waiter to serve: the oldest commit (or aged upload), else the oldest of
-/// the rest.
-fn next_waiter(waiters: &VecDeque<Waiter>, now: Instant) -> Option<usize> {
+/// the rest (partials only while fewer than their cap run).
+fn next_waiter(waiters: &VecDeque<Waiter>, now: Instant, partials_ok: bool) -> Option<usize> {
     let urgent = |w: &Waiter| {
         w.priority == Priority::Commit
             || (w.priority == Priority::Batch && now.duration_since(w.since) >= BATCH_AGING)
     };
-    waiters
-        .iter()
-        .position(urgent)
-        .or(if waiters.is_empty() { None } else { Some(0) })
+    waiters.iter().position(urgent).or_else(|| {
+        waiters
+            .iter()
+            .position(|w| partials_ok || w.priority != Priority::Partial)
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +207,19 @@ mod tests {
             vec![Priority::Commit, Priority::Partial, Priority::Batch]
         );
         assert_eq!(slots.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn partials_leave_a_slot_for_commits() {
+        let slots = Slots::new(2);
+        let _p = slots.acquire(Priority::Partial).await;
+        let second =
+            tokio::time::timeout(Duration::from_millis(20), slots.acquire(Priority::Partial)).await;
+        assert!(second.is_err(), "only one partial runs on two slots");
+        let _c = tokio::time::timeout(Duration::from_millis(20), slots.acquire(Priority::Commit))
+            .await
+            .expect("the other slot is there for a commit");
+        assert_eq!(slots.in_use(), 2);
     }
 
     #[tokio::test]

@@ -11,11 +11,9 @@ use crate::vad::VadConfig;
 pub struct StreamConfig {
     /// VAD settings, including the endpointing silence.
     pub vad: VadConfig,
-    /// Speech (ms) between two commit decodes inside an utterance. Commits run at these
-    /// points of the audio whatever the load, so their cost is what admission budgets.
-    pub commit_interval_ms: u64,
-    /// A commit decode makes final the words that end at least this long (ms) before the
-    /// end of the audio decoded: whisper has heard what follows them.
+    /// When speech fills the window without a pause, a commit decode makes final the words
+    /// that end at least this long (ms) before the window's end: whisper has heard what
+    /// follows them.
     pub stable_margin_ms: u64,
     /// New audio (ms) between two partial decodes while speech is active.
     pub decode_interval_ms: u64,
@@ -24,7 +22,13 @@ pub struct StreamConfig {
     pub first_decode_ms: u64,
     /// A partial decode that finds no free slot within this long is given up.
     pub partial_max_wait_ms: u64,
-    /// Hard cap of the decoded window (ms); every decode's cost grows with the window.
+    /// A decode running longer than this (ms) is given up: a commit then keeps what the
+    /// previous decode saw, a partial is skipped. Bounds how late a final can be, whatever
+    /// the audio.
+    pub decode_budget_ms: u64,
+    /// Hard cap of the decoded window (ms); every decode's cost grows with the window. Speech
+    /// that fills it without a pause is committed up to `stable_margin_ms` before its end,
+    /// and the window is cut to half.
     pub max_window_ms: u64,
     /// Audio kept before the detected speech start (ms).
     pub preroll_ms: u64,
@@ -45,11 +49,11 @@ impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             vad: VadConfig::default(),
-            commit_interval_ms: 2_000,
-            stable_margin_ms: 1_000,
+            stable_margin_ms: 1_500,
             decode_interval_ms: 1_000,
             first_decode_ms: 500,
             partial_max_wait_ms: 400,
+            decode_budget_ms: 2_500,
             max_window_ms: 8_000,
             preroll_ms: 300,
             partials: true,

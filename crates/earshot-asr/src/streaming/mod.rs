@@ -5,19 +5,20 @@
 //!
 //! * the VAD gives `SpeechStarted` / `UtteranceEnd` and gates decoding (silence is never
 //!   decoded: while nobody speaks only a short pre-roll is kept);
-//! * **commit decodes** run at points fixed by the audio: every
-//!   [`StreamConfig::commit_interval_ms`] of speech (words that end at least
-//!   [`StreamConfig::stable_margin_ms`] before the window's end become `Final`), and at the
-//!   utterance end (VAD silence of [`crate::vad::VadConfig::endpoint_silence_ms`]; all words
-//!   become `Final`). They run at [`crate::Priority::Commit`] and are never skipped, so the
-//!   same audio gives the same finals alone, under load, or replayed faster than real time;
+//! * **commit decodes** run at points fixed by the audio: at each utterance end (VAD
+//!   silence of [`crate::vad::VadConfig::endpoint_silence_ms`]; the whole utterance is
+//!   decoded once and becomes `Final`), and when speech without a pause fills the window
+//!   ([`StreamConfig::max_window_ms`]; the words that end at least
+//!   [`StreamConfig::stable_margin_ms`] before its end become `Final`). They run at
+//!   [`crate::Priority::Commit`] and are never skipped, so the same audio gives the same
+//!   finals alone, under load, or replayed faster than real time. One decode of a whole
+//!   utterance is also both cheaper and more accurate than re-deciding it every second;
 //! * **partial decodes** show the words not yet final (`Partial`, increasing `rev`) about
 //!   every [`StreamConfig::decode_interval_ms`]. They are optional: they run at
 //!   [`crate::Priority::Partial`], only when the stream has caught up with its audio, and are
 //!   given up when no slot frees quickly, so a loaded machine shows partials less often
 //!   while finals stay prompt;
-//! * a window that grows beyond [`StreamConfig::max_window_ms`] is trimmed after its
-//!   committed words; committed text before the window is the decoder prompt.
+//! * committed text before the window is the decoder prompt.
 //!
 //! [`LiveStream`] drives one WebSocket stream (raw frames, partial decodes in flight,
 //! `flush`, `finish`); [`Backlog`] bounds and paces the audio waiting for it;

@@ -101,9 +101,14 @@ pub struct ServeArgs {
     /// Concurrent decodes (default: cores / threads per decode, at least 1).
     #[arg(long, env = "EARSHOT_DECODE_SLOTS")]
     pub decode_slots: Option<usize>,
-    /// Live streams admitted at once; more get `overloaded` (1013).
+    /// Hard cap on live streams (default 16 per decode slot); below it a stream is admitted
+    /// while the measured decode cost leaves room, otherwise it gets `overloaded` (1013).
     #[arg(long, env = "EARSHOT_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// Fraction of the decode slots that admitted streams' commit decodes and uploads may
+    /// use (default 0.6); the rest absorbs bursts and partials.
+    #[arg(long, env = "EARSHOT_ADMISSION_TARGET")]
+    pub admission_target: Option<f64>,
     /// A stream with no audio and no keepalive for this long is closed.
     #[arg(long, env = "EARSHOT_STREAM_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub stream_idle_timeout: Duration,
@@ -250,6 +255,10 @@ async fn load_speech(args: &ServeArgs) -> SpeechStatus {
     let mut sched_cfg = SchedulerConfig::for_threads(args.asr_threads.max(1));
     if let Some(n) = args.decode_slots {
         sched_cfg.decode_slots = n.max(1);
+        sched_cfg.max_streams = SchedulerConfig::MAX_STREAMS_PER_SLOT * n.max(1);
+    }
+    if let Some(t) = args.admission_target {
+        sched_cfg.admission.target = t.clamp(0.05, 1.0);
     }
     if let Some(n) = args.max_streams {
         sched_cfg.max_streams = n.max(1);

@@ -32,8 +32,12 @@ use lock::StreamLock;
 /// Audio a stream may have waiting for transcription; past it the socket is no longer read,
 /// which paces a client that sends faster than real time.
 const MAX_BACKLOG: Duration = Duration::from_secs(10);
-/// Audio one binary frame may hold; a longer frame closes the stream with 1009.
+/// Audio one binary frame may hold; a longer frame closes the stream with an error frame
+/// and 1009.
 const MAX_FRAME_AUDIO: Duration = Duration::from_secs(2);
+/// What the socket reads of one message at most, whatever the format (2 s of 48 kHz
+/// `pcm_f32le` is 384 kB): past it the WebSocket layer itself refuses the message.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// The upgrade handler: validates, finds or creates the session, takes the stream lock,
 /// then hands the socket to [`run::run`].
@@ -94,15 +98,14 @@ pub async fn stream(
         send_partials: true,
     };
     let tasks = state.tasks.clone();
-    // A frame over the backlog's cap is refused by the socket itself (close 1009); a little
-    // slack covers the frame header.
-    let max_message = ctx.backlog.max_frame_bytes() + 64;
-    Ok(ws.max_message_size(max_message).on_upgrade(move |socket| {
-        tasks.track_future(async move {
-            let _tenant_slot = tenant_slot;
-            run::run(ctx, socket, lock, permit).await
-        })
-    }))
+    Ok(ws
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move {
+                let _tenant_slot = tenant_slot;
+                run::run(ctx, socket, lock, permit).await
+            })
+        }))
 }
 
 /// The session the stream writes into: created if new, refused if completed, and

@@ -1,6 +1,9 @@
 //! The policy of one stream over 16 kHz samples: VAD events, the window, commit decodes at
 //! points fixed by the audio, optional partial decodes in the background.
 
+mod output;
+mod window;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -11,11 +14,18 @@ use super::config::{StreamConfig, StreamEvent, StreamStats};
 use crate::audio::TARGET_RATE;
 use crate::engine::{DecodeOptions, EngineError, Transcript};
 use crate::scheduler::{Priority, Scheduler};
-use crate::text::{collapse_repeats, join_words, norm_word};
+use crate::text::collapse_repeats;
 use crate::vad::{Vad, VadEvent, FRAME_SAMPLES};
 use crate::Word;
 
 const SPM: u64 = TARGET_RATE as u64 / 1000; // samples per ms
+
+/// Context of the redo of a commit decode that looped: larger than the stream's, but half
+/// the cost of whisper's full 30 s, which would not fit a decode's time budget.
+const RETRY_CTX: crate::engine::AudioCtx = crate::engine::AudioCtx::Adaptive {
+    margin_ms: 5_000,
+    floor_ms: 15_000,
+};
 
 type PartialResult = Result<Option<Transcript>, EngineError>;
 
@@ -195,8 +205,8 @@ impl StreamingTranscriber {
             if !self.total.is_multiple_of(FRAME_SAMPLES as u64) {
                 continue; // the rest of this frame comes with the next push
             }
-            if self.in_utterance && self.commit_due() {
-                self.commit_stable(&mut events).await?;
+            if self.in_utterance && self.buf.len() as u64 >= self.cfg.max_window_ms * SPM {
+                self.commit_at_cap(&mut events).await?;
             }
             if !self.in_utterance {
                 self.trim_idle();
@@ -206,11 +216,6 @@ impl StreamingTranscriber {
         self.stats.audio_ms = self.total / SPM;
         self.prune_arrivals();
         Ok(events)
-    }
-
-    fn commit_due(&self) -> bool {
-        self.total - self.last_commit_at >= self.cfg.commit_interval_ms * SPM
-            || (self.buf.len() as u64) >= self.cfg.max_window_ms * SPM
     }
 
     /// Start a partial decode in the background if speech is active, none is in flight, and
@@ -255,9 +260,16 @@ impl StreamingTranscriber {
         let joined = (&mut p.handle).await;
         let generation = p.generation;
         self.pending = None;
-        let result = joined.map_err(|e| EngineError::Task(e.to_string()))?;
+        let result = match joined.map_err(|e| EngineError::Task(e.to_string()))? {
+            Ok(r) => r,
+            // A partial is optional: a failed one is skipped, the stream goes on.
+            Err(e) => {
+                tracing::debug!(error = %e, "partial decode failed; skipped");
+                None
+            }
+        };
         let mut events = Vec::new();
-        match result? {
+        match result {
             Some(t) if generation == self.generation && self.in_utterance => {
                 self.stats.partial_decodes += 1;
                 self.stats.ctx_frames += t.audio_ctx as u64;
@@ -308,37 +320,6 @@ impl StreamingTranscriber {
         events.push(StreamEvent::SpeechStarted { at_ms });
     }
 
-    fn trim_idle(&mut self) {
-        if !self.tail.is_empty() {
-            return;
-        }
-        if !self.committed_in_window.is_empty() {
-            // Keep the previous utterance as context unless the pause got long.
-            let silent_ms = (self.total / SPM).saturating_sub(self.vad.last_voiced_end_ms());
-            if silent_ms < self.cfg.context_gap_ms
-                && (self.buf.len() as u64) < self.cfg.max_window_ms * SPM
-            {
-                return;
-            }
-            self.retire_first(self.committed_in_window.len());
-        }
-        // Pre-roll plus the VAD's start window (the start is reported up to that far back).
-        let keep = (self.cfg.preroll_ms + 30 * self.cfg.vad.start_window_frames as u64 + 60) * SPM;
-        if self.total > self.buf_start + keep {
-            self.trim_to(self.total - keep);
-        }
-    }
-
-    /// Drop window audio before stream sample `s`.
-    fn trim_to(&mut self, s: u64) {
-        if s <= self.buf_start {
-            return;
-        }
-        let n = ((s - self.buf_start) as usize).min(self.buf.len());
-        self.buf.drain(..n);
-        self.buf_start += n as u64;
-    }
-
     fn decode_options(
         &self,
         audio_ctx: Option<crate::engine::AudioCtx>,
@@ -352,6 +333,9 @@ impl StreamingTranscriber {
             offset_ms: (self.buf_start / SPM) as i64,
             temperature_fallback: false,
             skip_vad_gate: false,
+            single_pass: true,
+            retry_ctx: Some(RETRY_CTX),
+            time_budget: Some(Duration::from_millis(self.cfg.decode_budget_ms)),
         }
     }
 
@@ -387,10 +371,20 @@ impl StreamingTranscriber {
         strip_committed(&self.committed_in_window, self.last_committed_end_ms, words)
     }
 
-    /// An interval commit: words followed by at least `stable_margin_ms` of decoded audio
-    /// become final; the rest waits for the next commit.
-    async fn commit_stable(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
-        let new = self.commit_decode(false).await?;
+    /// The window is full in the middle of speech: words followed by at least
+    /// `stable_margin_ms` of decoded audio become final, the window is cut after them, and
+    /// the rest waits for the next commit.
+    async fn commit_at_cap(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
+        let new = match self.commit_decode(false).await {
+            Ok(new) => new,
+            // The window is still cut (its oldest words committed as the last decode saw
+            // them), so the next decode is no dearer than this one.
+            Err(EngineError::OverBudget) => {
+                self.enforce_window_cap(events);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if !self.plausible(&new) {
             // An echo of the prompt or of committed text: this decode tells us nothing.
             metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
@@ -449,187 +443,5 @@ impl StreamingTranscriber {
         };
         let secs = window_end_ms.saturating_sub(uncommitted_from) as f64 / 1000.0;
         (new.len() as f64) <= 2.0 + 5.0 * secs
-    }
-
-    /// The first `n` committed words leave the window: they become prompt context.
-    fn retire_first(&mut self, n: usize) {
-        let n = n.min(self.committed_in_window.len());
-        if n == 0 {
-            return;
-        }
-        let gone: Vec<Word> = self.committed_in_window.drain(..n).collect();
-        let text = join_words(&gone);
-        if !self.prompt_text.is_empty() {
-            self.prompt_text.push(' ');
-        }
-        self.prompt_text.push_str(&text);
-        if self.prompt_text.len() > 2000 {
-            let cut = self.prompt_text.len() - 1000;
-            let cut = (cut..self.prompt_text.len())
-                .find(|i| self.prompt_text.is_char_boundary(*i))
-                .unwrap_or(self.prompt_text.len());
-            self.prompt_text.drain(..cut);
-        }
-    }
-
-    fn move_window_past_committed(&mut self, to_sample: u64) {
-        self.retire_first(self.committed_in_window.len());
-        self.tail.clear();
-        self.hypothesis.clear();
-        // Mid-utterance (a flush while someone speaks) the audio before this point is all
-        // committed: keeping a pre-roll would decode its last word a second time.
-        let keep = if self.in_utterance {
-            0
-        } else {
-            self.cfg.preroll_ms * SPM
-        };
-        self.trim_to(to_sample.saturating_sub(keep).max(self.buf_start));
-        self.last_commit_at = self.total;
-    }
-
-    fn commit(&mut self, words: Vec<Word>, events: &mut Vec<StreamEvent>) {
-        let words: Vec<Word> = words
-            .into_iter()
-            .filter(|w| !norm_word(&w.text).is_empty() || !w.text.trim().is_empty())
-            .collect();
-        if words.is_empty() {
-            return;
-        }
-        let text = join_words(&words);
-        // Word times are whisper's estimates; a final never starts before the last one ended.
-        let start_ms = (words[0].start_ms.max(0) as u64).max(self.last_final_end_ms);
-        let end_ms = (words[words.len() - 1].end_ms.max(0) as u64).max(start_ms);
-        self.last_final_end_ms = end_ms;
-        self.last_committed_end_ms = words[words.len() - 1].end_ms;
-        self.committed_in_window.extend(words);
-        let now = Instant::now();
-        if let Some(arr) = self.arrival_of(end_ms * SPM) {
-            let lat = now.saturating_duration_since(arr);
-            metrics::histogram!("earshot_asr_final_latency_seconds").record(lat.as_secs_f64());
-            self.stats.final_latencies.push(lat);
-        }
-        self.note_first_output(now);
-        events.push(StreamEvent::Final {
-            text,
-            start_ms,
-            end_ms,
-        });
-    }
-
-    fn note_first_output(&mut self, now: Instant) {
-        if let Some(start) = self.first_partial_pending.take() {
-            if let Some(arr) = self.arrival_of(start) {
-                let lat = now.saturating_duration_since(arr);
-                metrics::histogram!("earshot_asr_first_partial_latency_seconds")
-                    .record(lat.as_secs_f64());
-                self.stats.first_partial_latencies.push(lat);
-            }
-        }
-    }
-
-    fn emit_partial(&mut self, events: &mut Vec<StreamEvent>) {
-        if !self.cfg.partials {
-            return;
-        }
-        let text = join_words(&self.hypothesis);
-        if text == self.last_partial {
-            return;
-        }
-        self.rev += 1;
-        let start_ms = self
-            .hypothesis
-            .first()
-            .map(|w| (w.start_ms.max(0) as u64).max(self.last_final_end_ms))
-            .unwrap_or(self.total / SPM);
-        if !text.is_empty() {
-            self.note_first_output(Instant::now());
-        }
-        self.last_partial = text.clone();
-        events.push(StreamEvent::Partial {
-            rev: self.rev,
-            text,
-            start_ms,
-        });
-    }
-
-    /// Keep the window under `max_window_ms`: cut after the committed words that end early
-    /// enough (the most recent ones stay as context), force-committing the oldest
-    /// uncommitted words if nothing was committed.
-    fn enforce_window_cap(&mut self, events: &mut Vec<StreamEvent>) {
-        let max = self.cfg.max_window_ms * SPM;
-        if (self.buf.len() as u64) < max {
-            return;
-        }
-        let target = self.total.saturating_sub(max * 2 / 3);
-        let n_old = self
-            .tail
-            .iter()
-            .take_while(|w| (w.end_ms.max(0) as u64) * SPM <= target)
-            .count();
-        if n_old > 0
-            && self
-                .committed_in_window
-                .last()
-                .is_none_or(|w| (w.end_ms.max(0) as u64) * SPM < target)
-        {
-            let old: Vec<Word> = self.tail.drain(..n_old).collect();
-            self.commit(old, events);
-        }
-        let before_target = self
-            .committed_in_window
-            .iter()
-            .rposition(|w| (w.end_ms.max(0) as u64) * SPM <= target);
-        let (n_retire, cut) = match before_target {
-            Some(i) => (
-                i + 1,
-                (self.committed_in_window[i].end_ms.max(0) as u64) * SPM,
-            ),
-            None => (
-                self.committed_in_window.len(),
-                self.committed_in_window
-                    .last()
-                    .map(|w| (w.end_ms.max(0) as u64) * SPM)
-                    .unwrap_or(target),
-            ),
-        };
-        let cut = cut.min(self.total);
-        let cut = if cut <= self.buf_start { target } else { cut };
-        self.retire_first(n_retire);
-        self.trim_to(cut);
-        // Words that began before the cut are partly gone: drop them.
-        let cut_ms = (cut / SPM) as i64;
-        self.tail.retain(|w| w.start_ms >= cut_ms);
-        self.hypothesis.retain(|w| w.start_ms >= cut_ms);
-    }
-
-    fn arrival_of(&self, sample: u64) -> Option<Instant> {
-        self.arrivals
-            .iter()
-            .find(|(end, _)| *end >= sample)
-            .map(|(_, t)| *t)
-    }
-
-    fn prune_arrivals(&mut self) {
-        let oldest_needed = self
-            .first_partial_pending
-            .unwrap_or(u64::MAX)
-            .min(self.buf_start)
-            .min(
-                self.tail
-                    .first()
-                    .map(|w| (w.start_ms.max(0) as u64) * SPM)
-                    .unwrap_or(u64::MAX),
-            );
-        while self.arrivals.len() > 1 {
-            match self.arrivals.get(1) {
-                Some((end, _)) if *end < oldest_needed => {
-                    self.arrivals.pop_front();
-                }
-                _ => break,
-            }
-        }
-        while self.arrivals.len() > 100_000 {
-            self.arrivals.pop_front();
-        }
     }
 }
