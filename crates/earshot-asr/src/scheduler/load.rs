@@ -21,9 +21,11 @@ use super::slots::Priority;
 
 /// Half-life of the measurements: recent audio counts most.
 const HALF_LIFE: Duration = Duration::from_secs(60);
-/// Weight of the prior, in seconds of stream audio: after a minute of measured audio the
+/// Weight of the prior, in seconds of stream audio. Streams begin with audio that has cost
+/// nothing yet (a commit comes at the end of an utterance), so a light prior would let a
+/// burst of new streams in on their first seconds; after five minutes of stream audio the
 /// measurement dominates.
-const PRIOR_WEIGHT_S: f64 = 60.0;
+const PRIOR_WEIGHT_S: f64 = 300.0;
 
 /// Admission settings.
 #[derive(Debug, Clone)]
@@ -38,8 +40,8 @@ pub struct AdmissionConfig {
 impl Default for AdmissionConfig {
     fn default() -> Self {
         AdmissionConfig {
-            target: 0.6,
-            prior_cost: 0.12,
+            target: 0.5,
+            prior_cost: 0.16,
         }
     }
 }
@@ -204,13 +206,13 @@ mod tests {
     #[test]
     fn admission_follows_the_measured_cost() {
         let m = LoadMeter::new(2, 100, AdmissionConfig::default());
-        // Prior 0.12 s per audio s, target 0.6 of 2 slots: 10 streams.
-        assert_eq!(m.snapshot().headroom_streams, 10);
+        // Prior 0.16 s per audio s, target 0.5 of 2 slots: 6 streams.
+        assert_eq!(m.snapshot().headroom_streams, 6);
         // Streams turn out three times dearer than the prior: far fewer fit.
         m.stream_audio(600.0);
         m.decoded(Priority::Commit, Duration::from_secs(216));
         let s = m.snapshot();
-        assert!((s.stream_cost - 0.338).abs() < 0.01, "{s:?}");
+        assert!((s.stream_cost - 0.293).abs() < 0.01, "{s:?}");
         assert_eq!(s.headroom_streams, 3);
         assert!(m.try_admit() && m.try_admit() && m.try_admit());
         assert!(!m.try_admit(), "a fourth would make the others late");

@@ -4,8 +4,9 @@
 //! another stream's utterance-final decode, which then waits behind seconds of work nobody
 //! needs any more: under load that is what made finals late. Here a freed slot goes to the
 //! most urgent waiter: commits (the decodes whose words become finals) first, then uploads
-//! and partials in arrival order. An upload that has waited [`BATCH_AGING`] counts as
-//! urgent, so a flood of live commits cannot starve it forever.
+//! and partials in arrival order, and those never in the last slot, which stays for
+//! commits. An upload that has waited [`BATCH_AGING`] counts as urgent, so a flood of live
+//! commits cannot starve it forever.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,8 +37,8 @@ struct Waiter {
 
 struct State {
     free: usize,
-    /// Partial decodes running now.
-    partials: usize,
+    /// Partial and upload decodes running now.
+    background: usize,
     waiters: VecDeque<Waiter>,
 }
 
@@ -46,10 +47,11 @@ struct State {
 pub struct Slots {
     state: Arc<Mutex<State>>,
     total: usize,
-    /// Partial decodes allowed at once: one slot less than the pool (when it has more than
-    /// one), so a commit never waits for partials to finish: a decode, once started, keeps
-    /// its slot until whisper returns.
-    max_partials: usize,
+    /// Partial and upload decodes allowed at once: one slot less than the pool (when it has
+    /// more than one), so a commit never waits for them to finish (a decode, once started,
+    /// keeps its slot until whisper returns). An upload window that has waited
+    /// [`BATCH_AGING`] may take the last slot too.
+    max_background: usize,
 }
 
 /// One slot, taken until dropped; dropping hands it to the next waiter.
@@ -72,11 +74,11 @@ impl Slots {
         Slots {
             state: Arc::new(Mutex::new(State {
                 free: total.max(1),
-                partials: 0,
+                background: 0,
                 waiters: VecDeque::new(),
             })),
             total: total.max(1),
-            max_partials: total.saturating_sub(1).max(1),
+            max_background: total.saturating_sub(1).max(1),
         }
     }
 
@@ -126,8 +128,8 @@ impl Slots {
 
     fn release(&self, priority: Priority) {
         let mut st = self.state.lock();
-        if priority == Priority::Partial {
-            st.partials -= 1;
+        if priority != Priority::Commit {
+            st.background -= 1;
         }
         st.free += 1;
         self.hand_out(&mut st);
@@ -137,8 +139,8 @@ impl Slots {
     fn hand_out(&self, st: &mut State) {
         st.waiters.retain(|w| !w.tx.is_closed());
         while st.free > 0 {
-            let partials_ok = st.partials < self.max_partials;
-            let Some(i) = next_waiter(&st.waiters, Instant::now(), partials_ok) else {
+            let background_ok = st.background < self.max_background;
+            let Some(i) = next_waiter(&st.waiters, Instant::now(), background_ok) else {
                 return;
             };
             let w = st.waiters.remove(i).expect("index from next_waiter");
@@ -147,8 +149,8 @@ impl Slots {
             match w.tx.send(self.guard(w.priority)) {
                 Ok(()) => {
                     st.free -= 1;
-                    if w.priority == Priority::Partial {
-                        st.partials += 1;
+                    if w.priority != Priority::Commit {
+                        st.background += 1;
                     }
                 }
                 Err(mut g) => {
@@ -160,17 +162,16 @@ impl Slots {
 }
 
 /// Index of the waiter to serve: the oldest commit (or aged upload), else the oldest of
-/// the rest (partials only while fewer than their cap run).
-fn next_waiter(waiters: &VecDeque<Waiter>, now: Instant, partials_ok: bool) -> Option<usize> {
+/// the rest (only while fewer than their cap run).
+fn next_waiter(waiters: &VecDeque<Waiter>, now: Instant, background_ok: bool) -> Option<usize> {
     let urgent = |w: &Waiter| {
         w.priority == Priority::Commit
             || (w.priority == Priority::Batch && now.duration_since(w.since) >= BATCH_AGING)
     };
-    waiters.iter().position(urgent).or_else(|| {
-        waiters
-            .iter()
-            .position(|w| partials_ok || w.priority != Priority::Partial)
-    })
+    waiters
+        .iter()
+        .position(urgent)
+        .or_else(|| waiters.iter().position(|_| background_ok))
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub struct ServeArgs {
     #[arg(long, env = "EARSHOT_MAX_STREAMS")]
     pub max_streams: Option<usize>,
     /// Fraction of the decode slots that admitted streams' commit decodes and uploads may
-    /// use (default 0.6); the rest absorbs bursts and partials.
+    /// use (default 0.5); the rest absorbs bursts and partials.
     #[arg(long, env = "EARSHOT_ADMISSION_TARGET")]
     pub admission_target: Option<f64>,
     /// A stream with no audio and no keepalive for this long is closed.

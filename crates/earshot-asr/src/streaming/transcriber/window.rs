@@ -114,8 +114,16 @@ impl StreamingTranscriber {
                     .unwrap_or(target),
             ),
         };
-        let cut = cut.min(self.total);
-        let cut = if cut <= self.buf_start { target } else { cut };
+        // However the words fall, the window shrinks to at most 3/4 of the cap: cutting a
+        // little at a time would run a commit decode on every frame after this one.
+        let floor = self.total.saturating_sub(max * 3 / 4);
+        let cut = cut.min(self.total).max(floor);
+        let n_retire = n_retire.max(
+            self.committed_in_window
+                .iter()
+                .take_while(|w| (w.end_ms.max(0) as u64) * SPM <= cut)
+                .count(),
+        );
         self.retire_first(n_retire);
         self.trim_to(cut);
         // Words that began before the cut are partly gone: drop them.
