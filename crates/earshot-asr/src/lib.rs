@@ -1,10 +1,10 @@
 //! `earshot-asr`: earshot's speech path, free of Redis and HTTP.
 //!
 //! ```text
-//! bytes ─► audio (decode, downmix, resample to 16 kHz) ─► vad ─► streaming (LocalAgreement-2)
-//!                                                                   │ decode requests
-//!                                   scheduler (slots, admission) ─► engine (whisper.cpp)
-//! files ─► audio::decode_file ─► batch::transcribe ───────────────► engine
+//! frames ─► audio (decode, resample to 16 kHz) ─► vad ─► streaming (finals at utterance ends)
+//!                                                          │ decode requests by priority
+//!                          scheduler (slots, admission) ─► engine (whisper.cpp)
+//! files ─► audio::decode_file ─► batch::transcribe ──────► engine
 //! ```
 //!
 //! * [`audio`]: [`decode_file`] / [`decode_bytes`] for whole files (WAV, MP3, FLAC, Ogg

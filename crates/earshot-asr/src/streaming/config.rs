@@ -22,9 +22,12 @@ pub struct StreamConfig {
     pub first_decode_ms: u64,
     /// A partial decode that finds no free slot within this long is given up.
     pub partial_max_wait_ms: u64,
-    /// A decode running longer than this (ms) is given up: a commit then keeps what the
-    /// previous decode saw, a partial is skipped. Bounds how late a final can be, whatever
-    /// the audio.
+    /// A decode running longer than this (ms) of wall time is given up: a commit then keeps
+    /// what the previous decode saw, a partial is skipped. The work of one decode is bounded
+    /// anyway (one pass over at most the window plus its margin, a token cap, one redo at a
+    /// 15 s context: about 2 s of one core for tiny.en); this is the safety net for a
+    /// machine far busier than its slots assume. It is generous because giving up changes
+    /// what becomes final, and finals should depend on the audio only.
     pub decode_budget_ms: u64,
     /// Hard cap of the decoded window (ms); every decode's cost grows with the window. Speech
     /// that fills it without a pause is committed up to `stable_margin_ms` before its end,
@@ -53,7 +56,7 @@ impl Default for StreamConfig {
             decode_interval_ms: 1_000,
             first_decode_ms: 500,
             partial_max_wait_ms: 400,
-            decode_budget_ms: 2_500,
+            decode_budget_ms: 10_000,
             max_window_ms: 8_000,
             preroll_ms: 300,
             partials: true,
