@@ -233,21 +233,7 @@ impl Scheduler {
         let mut prompt: Option<String> = None;
         for w in windows {
             let piece = samples[w.clone()].to_vec();
-            let dopts = DecodeOptions {
-                prompt: if opts.condition_on_previous_text {
-                    prompt.clone()
-                } else {
-                    None
-                },
-                offset_ms: (w.start as i64 * 1000) / crate::audio::TARGET_RATE as i64,
-                temperature_fallback: opts.temperature_fallback,
-                skip_vad_gate: false,
-                audio_ctx: None,
-                salvage_loops: false,
-                single_pass: false,
-                retry_ctx: None,
-                time_budget: None,
-            };
+            let dopts = batch::window_options(&opts, &prompt, w.start);
             let t = self.decode(Priority::Batch, piece, dopts).await?;
             batch::append_window(&mut segments, &mut prompt, t.segments);
         }
