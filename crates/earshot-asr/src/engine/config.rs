@@ -2,6 +2,8 @@
 //! errors), apart from how it runs whisper.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::text::join_segments;
@@ -130,6 +132,9 @@ pub enum EngineError {
     /// The decode ran past its [`DecodeOptions::time_budget`] and was given up.
     #[error("decode gave up after its time budget")]
     OverBudget,
+    /// The caller set [`DecodeOptions::cancel`]: the result was no longer wanted.
+    #[error("decode cancelled")]
+    Cancelled,
     /// The decode task died (panic in a blocking thread, runtime shutting down).
     #[error("decode task failed: {0}")]
     Task(String),
@@ -169,6 +174,10 @@ pub struct DecodeOptions {
     /// Give the decode up (an error) once it has run this long: what one decode may cost,
     /// whatever the audio.
     pub time_budget: Option<Duration>,
+    /// Set by the caller once the result is no longer wanted (a partial made stale by a
+    /// commit): whisper stops at its next check and the slot and the core go to work that
+    /// still matters, instead of finishing a decode nobody will read.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// The result of one decode.

@@ -30,6 +30,7 @@
 mod collect;
 mod config;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -279,17 +280,24 @@ impl Engine {
             params.set_filter_logits_callback(Some(crate::loop_guard::cut_loops));
         }
         // Lives until `full` returns, which is as long as whisper.cpp may call back with it.
-        if let Some(d) = &deadline {
-            // SAFETY: `past_deadline` reads the `Instant` behind the pointer, which outlives
-            // the `full` call below; it touches nothing of whisper's.
+        let stop = Stop {
+            deadline,
+            cancel: opts.cancel.clone(),
+        };
+        if stop.deadline.is_some() || stop.cancel.is_some() {
+            // SAFETY: `should_stop` reads the `Stop` behind the pointer, which outlives the
+            // `full` call below; it touches nothing of whisper's.
             unsafe {
-                params.set_abort_callback(Some(past_deadline));
-                params.set_abort_callback_user_data(d as *const Instant as *mut std::ffi::c_void);
+                params.set_abort_callback(Some(should_stop));
+                params.set_abort_callback_user_data(&stop as *const Stop as *mut std::ffi::c_void);
             }
         }
         let mut state = self.take_state()?;
         if let Err(e) = state.full(params, padded) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if stop.cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            if stop.past_deadline() {
                 metrics::counter!("earshot_asr_decodes_over_budget_total").increment(1);
                 return Err(EngineError::OverBudget);
             }
@@ -308,11 +316,30 @@ impl Engine {
     }
 }
 
-/// whisper.cpp's abort callback: true once the decode's deadline has passed.
+/// Why whisper.cpp should stop a decode early: its deadline passed, or the caller no
+/// longer wants it.
+struct Stop {
+    deadline: Option<Instant>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Stop {
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// whisper.cpp's abort callback.
 ///
 /// # Safety
-/// `user_data` points to a live `Instant`.
-unsafe extern "C" fn past_deadline(user_data: *mut std::ffi::c_void) -> bool {
-    let deadline = &*(user_data as *const Instant);
-    Instant::now() >= *deadline
+/// `user_data` points to a live [`Stop`].
+unsafe extern "C" fn should_stop(user_data: *mut std::ffi::c_void) -> bool {
+    let stop = &*(user_data as *const Stop);
+    stop.cancelled() || stop.past_deadline()
 }
