@@ -155,3 +155,68 @@ async fn an_append_that_timed_out_but_applied_is_stored_once() {
     assert_eq!(t["segments"].as_array().unwrap().len(), 1, "{t}");
     assert_eq!(segment_events(&app.events().await, "s"), 1);
 }
+
+/// The session service's own retries, which every live final goes through: a final
+/// whose first write timed out but was applied is retried under the same key and
+/// stored once. Without a key the service does not retry at all (it could double).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_retries_of_a_keyed_final_store_it_once() {
+    use earshot_server::service::{IdempotencyKey, SessionService};
+    let server = earshot_testsupport::RedisServer::start();
+    let cfg = StoreConfig {
+        command_timeout: Duration::from_millis(200),
+        ..common::store_config()
+    };
+    let store: earshot_store::DynStore = std::sync::Arc::new(
+        earshot_store::RedisStore::connect(&server.url(), cfg)
+            .await
+            .unwrap(),
+    );
+    let sessions = SessionService::new(store.clone());
+    for id in ["s", "warm-up"] {
+        store
+            .create_session(earshot_core::NewSession {
+                session_id: earshot_core::SessionId::parse(id).unwrap(),
+                tenant_id: earshot_core::TenantId::parse("acme").unwrap(),
+                language: "en".into(),
+                metadata: Default::default(),
+            })
+            .await
+            .unwrap();
+    }
+    let segment = earshot_server::service::segment_from_asr(" a final ", 0, 700).unwrap();
+    sessions
+        .append("acme", "warm-up", &segment, None)
+        .await
+        .unwrap();
+    let mut raw = ::redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pause = |ms: u64| ::redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("WRITE").clone();
+    let _: () = pause(600).query_async(&mut raw).await.unwrap();
+    let key = IdempotencyKey::ordinal("live:conn-1", 0);
+    let seq = sessions
+        .append("acme", "s", &segment, Some(&key))
+        .await
+        .expect("retried until the store answered");
+    assert_eq!(seq, 0);
+    let t = store.transcript("acme", "s").await.unwrap().unwrap();
+    assert_eq!(t.segments.len(), 1, "{t:?}");
+    assert_eq!(t.text, "a final");
+
+    // Unkeyed: one attempt, the timeout is reported, and nothing is retried (a pause
+    // ten times the command timeout, so the one attempt surely meets it).
+    let _: () = pause(2000).query_async(&mut raw).await.unwrap();
+    let unkeyed = sessions.append("acme", "s", &segment, None).await;
+    assert!(
+        matches!(
+            unkeyed,
+            Err(earshot_server::service::AppendError::Store(
+                earshot_store::StoreError::Timeout(_)
+            ))
+        ),
+        "{unkeyed:?}"
+    );
+}
