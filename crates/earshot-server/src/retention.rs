@@ -33,7 +33,10 @@ pub async fn trim_once(
 pub async fn prune_once(store: &DynStore) -> Result<u64, earshot_store::StoreError> {
     let removed = store.prune_expired().await?;
     if removed > 0 {
-        tracing::info!(removed, "retention: pruned expired sessions from tenant indexes");
+        tracing::info!(
+            removed,
+            "retention: pruned expired sessions from tenant indexes"
+        );
     }
     Ok(removed)
 }

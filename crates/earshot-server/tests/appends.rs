@@ -194,7 +194,13 @@ async fn the_services_retries_of_a_keyed_final_store_it_once() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let pause = |ms: u64| ::redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("WRITE").clone();
+    let pause = |ms: u64| {
+        ::redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(ms)
+            .arg("WRITE")
+            .clone()
+    };
     let _: () = pause(600).query_async(&mut raw).await.unwrap();
     let key = IdempotencyKey::ordinal("live:conn-1", 0);
     let seq = sessions

@@ -37,8 +37,13 @@ async fn a_retried_append_is_stored_once_and_answers_the_first_seq(kind: Kind) {
         .append_segment_once("acme", "s", &timed_seg("hello", 0, 900), Some("k1"))
         .await
         .unwrap();
-    assert!(matches!(first, AppendOutcome::Appended { seq: 0, .. }), "{first:?}");
-    st.append_segment("acme", "s", &seg("unkeyed")).await.unwrap();
+    assert!(
+        matches!(first, AppendOutcome::Appended { seq: 0, .. }),
+        "{first:?}"
+    );
+    st.append_segment("acme", "s", &seg("unkeyed"))
+        .await
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(
             st.append_segment_once("acme", "s", &timed_seg("hello", 0, 900), Some("k1"))
@@ -75,7 +80,10 @@ async fn the_same_key_with_another_segment_is_refused(kind: Kind) {
             "{other:?}"
         );
     }
-    assert_eq!(st.transcript("acme", "s").await.unwrap().unwrap().text, "hello");
+    assert_eq!(
+        st.transcript("acme", "s").await.unwrap().unwrap().text,
+        "hello"
+    );
     assert_eq!(segment_events(st, "s").await, [0]);
 }
 
@@ -89,7 +97,10 @@ async fn keys_belong_to_one_session(kind: Kind) {
             .append_segment_once("acme", id, &seg("same"), Some("k"))
             .await
             .unwrap();
-        assert!(matches!(r, AppendOutcome::Appended { seq: 0, .. }), "{id}: {r:?}");
+        assert!(
+            matches!(r, AppendOutcome::Appended { seq: 0, .. }),
+            "{id}: {r:?}"
+        );
     }
     // Another tenant learns nothing from a key: the session is simply not found.
     assert_eq!(
@@ -183,7 +194,9 @@ async fn a_timed_out_append_that_was_applied_is_not_doubled_by_its_retry() {
     loop {
         match store.get_session("acme", "s").await {
             Ok(Some(s)) if s.segment_count == 1 => break,
-            other if started.elapsed() > Duration::from_secs(20) => panic!("the first write never applied: {other:?}"),
+            other if started.elapsed() > Duration::from_secs(20) => {
+                panic!("the first write never applied: {other:?}")
+            }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }

@@ -65,9 +65,18 @@ async fn expired_sessions_leave_the_tenant_index_without_a_list_call() {
     // Two index entries that started more than a session TTL ago: one whose keys
     // expired (its metadata is gone), one kept alive by writes since.
     let long_ago = "1000";
-    let _: i64 = q(&mut con, &["ZADD", "tenant:acme:sessions", long_ago, "expired"]);
-    let _: i64 = q(&mut con, &["ZADD", "tenant:acme:sessions", long_ago, "kept-alive"]);
-    let _: i64 = q(&mut con, &["ZADD", "tenant:other:sessions", long_ago, "gone"]);
+    let _: i64 = q(
+        &mut con,
+        &["ZADD", "tenant:acme:sessions", long_ago, "expired"],
+    );
+    let _: i64 = q(
+        &mut con,
+        &["ZADD", "tenant:acme:sessions", long_ago, "kept-alive"],
+    );
+    let _: i64 = q(
+        &mut con,
+        &["ZADD", "tenant:other:sessions", long_ago, "gone"],
+    );
     assert_eq!(store.prune_expired().await.unwrap(), 2);
     let left: Vec<String> = q(&mut con, &["ZRANGE", "tenant:acme:sessions", "0", "-1"]);
     assert_eq!(left, ["kept-alive", "alive"]);

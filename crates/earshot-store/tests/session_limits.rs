@@ -35,7 +35,10 @@ async fn appends_past_the_segment_limit_are_refused(kind: Kind) {
         assert!(matches!(r, AppendOutcome::Appended { .. }), "{r:?}");
     }
     assert_eq!(
-        h.store.append_segment("acme", "s", &seg("w3")).await.unwrap(),
+        h.store
+            .append_segment("acme", "s", &seg("w3"))
+            .await
+            .unwrap(),
         AppendOutcome::Full
     );
     let t = h.store.transcript("acme", "s").await.unwrap().unwrap();
@@ -49,7 +52,11 @@ async fn appends_past_the_segment_limit_are_refused(kind: Kind) {
     };
     assert_eq!(transcript, "w0 w1 w2");
     create(&h.store, "acme", "other").await;
-    let r = h.store.append_segment("acme", "other", &seg("x")).await.unwrap();
+    let r = h
+        .store
+        .append_segment("acme", "other", &seg("x"))
+        .await
+        .unwrap();
     assert!(matches!(r, AppendOutcome::Appended { seq: 0, .. }), "{r:?}");
 }
 
@@ -57,11 +64,18 @@ async fn appends_past_the_byte_limit_are_refused(kind: Kind) {
     let h = Harness::with_config(kind, limits(1000, 10)).await;
     create(&h.store, "acme", "s").await;
     for text in ["hello", "world"] {
-        let r = h.store.append_segment("acme", "s", &seg(text)).await.unwrap();
+        let r = h
+            .store
+            .append_segment("acme", "s", &seg(text))
+            .await
+            .unwrap();
         assert!(matches!(r, AppendOutcome::Appended { .. }), "{r:?}");
     }
     assert_eq!(
-        h.store.append_segment("acme", "s", &seg("!")).await.unwrap(),
+        h.store
+            .append_segment("acme", "s", &seg("!"))
+            .await
+            .unwrap(),
         AppendOutcome::Full
     );
     let s = h.store.get_session("acme", "s").await.unwrap().unwrap();
@@ -74,7 +88,10 @@ async fn a_large_transcript_is_cut_in_the_completed_event_only(kind: Kind) {
     let chunk = |c: char| c.to_string().repeat(COMPLETED_TRANSCRIPT_MAX_BYTES / 4);
     let chunks = [chunk('a'), chunk('b'), chunk('c'), chunk('d')];
     for c in &chunks {
-        h.store.append_segment("acme", "big", &seg(c)).await.unwrap();
+        h.store
+            .append_segment("acme", "big", &seg(c))
+            .await
+            .unwrap();
     }
     let full = chunks.join(" ");
     let CompleteOutcome::Completed { transcript, .. } =
@@ -84,7 +101,12 @@ async fn a_large_transcript_is_cut_in_the_completed_event_only(kind: Kind) {
     };
     assert_eq!(transcript, full, "the caller gets the whole text");
     assert_eq!(
-        h.store.transcript("acme", "big").await.unwrap().unwrap().text,
+        h.store
+            .transcript("acme", "big")
+            .await
+            .unwrap()
+            .unwrap()
+            .text,
         full
     );
     let completed = events_of(&h.store, "transcript_completed").await;
@@ -105,7 +127,10 @@ async fn a_large_transcript_is_cut_in_the_completed_event_only(kind: Kind) {
 
     // A small session's event carries all of it and says so.
     create(&h.store, "acme", "small").await;
-    h.store.append_segment("acme", "small", &seg("hi")).await.unwrap();
+    h.store
+        .append_segment("acme", "small", &seg("hi"))
+        .await
+        .unwrap();
     h.store.complete_session("acme", "small").await.unwrap();
     let completed = events_of(&h.store, "transcript_completed").await;
     assert_eq!(

@@ -38,7 +38,10 @@ impl SessionService {
             CreateOutcome::Created(session) => Ok(session),
             CreateOutcome::AlreadyExists => Err(ApiError::conflict(
                 "session_exists",
-                format!("session {:?} already exists", crate::error::truncate(&id, 80)),
+                format!(
+                    "session {:?} already exists",
+                    crate::error::truncate(&id, 80)
+                ),
             )),
         }
     }

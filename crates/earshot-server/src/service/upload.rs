@@ -60,7 +60,11 @@ impl SessionService {
                 segments,
             }),
             Err(e) => {
-                if let Err(del) = self.store.delete_session(tenant.as_str(), id.as_str()).await {
+                if let Err(del) = self
+                    .store
+                    .delete_session(tenant.as_str(), id.as_str())
+                    .await
+                {
                     tracing::warn!(error = %del, session_id = id.as_str(), "could not delete a half-recorded upload");
                 }
                 Err(e)

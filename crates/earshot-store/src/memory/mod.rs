@@ -358,7 +358,11 @@ impl Store for MemoryStore {
             rec.session.completed_at = Some(earshot_core::time::now_rfc3339());
             let session = rec.session.clone();
             let transcript = rec.transcript();
-            let texts: Vec<&str> = transcript.segments.iter().map(|s| s.text.as_str()).collect();
+            let texts: Vec<&str> = transcript
+                .segments
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect();
             let (text, truncated) = completed_transcript(&texts);
             let event = self.session_event(
                 &session,
@@ -706,6 +710,10 @@ mod tests {
         assert_eq!(store.session_count(), 0);
         let st = store.state.lock();
         assert_eq!(st.keys.approx_bytes(), 0, "indexes and caches emptied too");
-        assert_eq!(st.keys.indexed(), 0, "tenant indexes pruned as sessions expire");
+        assert_eq!(
+            st.keys.indexed(),
+            0,
+            "tenant indexes pruned as sessions expire"
+        );
     }
 }

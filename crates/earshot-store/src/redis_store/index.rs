@@ -30,7 +30,6 @@ return removed
 /// Index keys per `SCAN` step and index entries per check when pruning.
 const PRUNE_BATCH: usize = 200;
 
-
 impl RedisStore {
     /// Up to `n` index entries strictly after `pos` (newest first): the ones tied on
     /// `pos.score` with a smaller id, then lower scores.

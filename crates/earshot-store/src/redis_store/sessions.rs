@@ -11,7 +11,11 @@ use super::{reply, scripts, RedisStore};
 use crate::api::*;
 use crate::common::{segment_fingerprint, session_ttl_ms};
 
-pub(super) fn event_fields(session_id: &str, tenant: &str, kind: EventKind) -> Vec<(&'static str, String)> {
+pub(super) fn event_fields(
+    session_id: &str,
+    tenant: &str,
+    kind: EventKind,
+) -> Vec<(&'static str, String)> {
     Event {
         session_id: session_id.to_owned(),
         tenant_id: tenant.to_owned(),

@@ -238,6 +238,9 @@ impl RedisStore {
         if completed {
             return self.completed_transcript(id, count).await.map(Some);
         }
-        Ok(Some(transcript_of(id, self.read_segments(id, count).await?)))
+        Ok(Some(transcript_of(
+            id,
+            self.read_segments(id, count).await?,
+        )))
     }
 }

@@ -239,8 +239,7 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
                 start_ms,
                 end_ms,
             } => {
-                let Some(segment) = segment_from_asr(&text, start_ms as i64, end_ms as i64)
-                else {
+                let Some(segment) = segment_from_asr(&text, start_ms as i64, end_ms as i64) else {
                     continue;
                 };
                 let seq = persist(ctx, &segment).await?;
