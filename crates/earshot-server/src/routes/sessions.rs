@@ -16,7 +16,7 @@ use crate::service::IdempotencyKey;
 use crate::state::AppState;
 use crate::validate::{path_session_id, CreateSessionBody, ListQuery, SegmentBody};
 
-/// The request header that makes an append safe to retry (api.md §3).
+/// The request header that makes an append safe to retry.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// `POST /v1/sessions` → 201 session, 409 if the id exists.
