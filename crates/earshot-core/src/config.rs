@@ -27,7 +27,20 @@ pub struct StoreConfig {
     pub cache_ttl: Duration,
     /// TTL of session locks.
     pub lock_ttl: Duration,
+    /// Most segments one session holds (`EARSHOT_MAX_SESSION_SEGMENTS`); appends past
+    /// it are refused with `session_full`.
+    pub max_session_segments: u64,
+    /// Most transcript text one session holds, bytes (`EARSHOT_MAX_SESSION_BYTES`);
+    /// an append that would pass it is refused with `session_full`.
+    pub max_session_bytes: u64,
 }
+
+/// Default of [`StoreConfig::max_session_segments`]: a day of live speech cut into
+/// two-second finals.
+pub const DEFAULT_MAX_SESSION_SEGMENTS: u64 = 50_000;
+/// Default of [`StoreConfig::max_session_bytes`]: 8 MiB, about a hundred hours of
+/// speech, small enough that assembling it never holds the store for long.
+pub const DEFAULT_MAX_SESSION_BYTES: u64 = 8 << 20;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -38,6 +51,8 @@ impl Default for StoreConfig {
             command_timeout: Duration::from_secs(5),
             cache_ttl: Duration::from_secs(600),
             lock_ttl: Duration::from_secs(30),
+            max_session_segments: DEFAULT_MAX_SESSION_SEGMENTS,
+            max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
         }
     }
 }

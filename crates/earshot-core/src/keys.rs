@@ -47,9 +47,28 @@ impl Keys {
         format!("session:{}:segments", self.sid(id))
     }
 
+    /// `session:<id>:idempotency`: hash of `Idempotency-Key` → `<seq>:<body fingerprint>`
+    /// for the session's appends, so a retried append answers the first `seq`.
+    pub fn idempotency(&self, id: &str) -> String {
+        format!("session:{}:idempotency", self.sid(id))
+    }
+
     /// `tenant:<tenant>:sessions`: sorted set of session ids by start time (ms).
     pub fn tenant_sessions(&self, tenant: &str) -> String {
         format!("tenant:{tenant}:sessions")
+    }
+
+    /// The pattern that `SCAN` uses to find every tenant index.
+    pub fn tenant_sessions_pattern(&self) -> String {
+        "tenant:*:sessions".to_owned()
+    }
+
+    /// The tenant a tenant-index key belongs to.
+    pub fn tenant_of_index(&self, index: &str) -> Option<String> {
+        index
+            .strip_prefix("tenant:")?
+            .strip_suffix(":sessions")
+            .map(str::to_owned)
     }
 
     /// `lock:session:<id>:<purpose>`: an NX lock holding an owner token.

@@ -17,6 +17,7 @@ pub mod origin;
 pub mod outbox;
 pub mod retention;
 pub mod routes;
+pub mod service;
 pub mod speech;
 pub mod state;
 pub mod validate;
@@ -62,6 +63,7 @@ impl Server {
         let origins = origin::OriginPolicy::new(&config.origins, tenants.is_open(), addr);
         let state = AppState {
             store: store.clone(),
+            sessions: service::SessionService::new(store.clone()),
             tenants: Arc::new(tenants),
             hub: hub.clone(),
             config: Arc::new(config.clone()),

@@ -70,6 +70,8 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
+    /// Session rules shared by every route that writes sessions.
+    pub sessions: crate::service::SessionService,
     pub tenants: Arc<Tenants>,
     pub hub: EventHub,
     pub config: Arc<ServerConfig>,

@@ -56,10 +56,18 @@ pub enum CreateOutcome {
 pub enum AppendOutcome {
     /// Stored and published; `seq` is 0-based and gap-free per session.
     Appended { seq: u64, event_id: StreamId },
+    /// The idempotency key was used before with the same segment: this is a retry of
+    /// an append that was applied. Nothing was written; `seq` is the first answer.
+    Repeated { seq: u64 },
+    /// The idempotency key was used before with a different segment; nothing written.
+    KeyReused,
     /// No such session for this tenant.
     NotFound,
     /// The session is completed; nothing was written.
     Completed,
+    /// The session holds `max_session_segments` segments or `max_session_bytes` of
+    /// text, and this segment would pass the limit; nothing was written.
+    Full,
 }
 
 /// Result of `complete_session`.
@@ -198,6 +206,23 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         id: &str,
         segment: &NewSegment,
+    ) -> StoreResult<AppendOutcome> {
+        self.append_segment_once(tenant, id, segment, None).await
+    }
+
+    /// `append_segment` with an idempotency key: the first append with `key` is stored
+    /// together with the key (in the same atomic write, kept for the session TTL); a
+    /// later one with the same key and segment answers [`AppendOutcome::Repeated`] with
+    /// the first `seq`, with a different segment [`AppendOutcome::KeyReused`]. Either
+    /// way nothing is stored or published twice, so a call that timed out but was
+    /// applied can be retried safely. The key is checked before the session's status,
+    /// so a retry still gets its first answer after the session was completed.
+    async fn append_segment_once(
+        &self,
+        tenant: &str,
+        id: &str,
+        segment: &NewSegment,
+        key: Option<&str>,
     ) -> StoreResult<AppendOutcome>;
 
     /// Marks the session completed and publishes `transcript_completed`, once; repeats
@@ -208,6 +233,11 @@ pub trait Store: Send + Sync + 'static {
     /// The transcript (chunks joined by one space) and segments, if the session exists
     /// and belongs to `tenant`. Completed sessions are served from the cache entry.
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>>;
+
+    /// Removes the tenant-index entries of sessions that expired, so an index does not
+    /// grow with every session a tenant ever had when nobody lists it. The server runs
+    /// it periodically; returns how many entries were removed.
+    async fn prune_expired(&self) -> StoreResult<u64>;
 
     /// Deletes every key of the session and publishes `session_deleted`. False if there
     /// was no such session for this tenant.

@@ -271,7 +271,8 @@ async fn complete_is_idempotent_under_concurrency(kind: Kind) {
         done[0].kind,
         EventKind::TranscriptCompleted {
             transcript: "one two".into(),
-            segment_count: 2
+            segment_count: 2,
+            transcript_truncated: false,
         }
     );
     // A later repeat is the same and publishes nothing.
@@ -1253,7 +1254,7 @@ async fn events_carry_the_documented_fields(kind: Kind) {
         &["language"],
         &["seq", "text", "start_ms", "end_ms"],
         &["seq", "text", "start_ms", "end_ms"],
-        &["transcript", "segment_count"],
+        &["transcript", "segment_count", "transcript_truncated"],
         &[],
     ];
     assert_eq!(raw.len(), 5);
@@ -1273,6 +1274,7 @@ async fn events_carry_the_documented_fields(kind: Kind) {
     assert_eq!(raw[2].field("start_ms"), Some(""));
     assert_eq!(raw[3].field("transcript"), Some("hi there"));
     assert_eq!(raw[3].field("segment_count"), Some("2"));
+    assert_eq!(raw[3].field("transcript_truncated"), Some("false"));
     assert_eq!(raw[4].field("event_type"), Some("session_deleted"));
     // The JSON form has typed numbers.
     assert_eq!(raw[1].to_json()["seq"], 0);

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use earshot_core::event::completed_transcript;
 use earshot_core::keys::{Keys, EVENT_STREAM};
 use earshot_core::time::format_rfc3339;
 use earshot_core::{
@@ -27,7 +28,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::api::*;
-use crate::common::{clamp_limit, dead_letter_fields, dead_letter_stream, new_lock_token};
+use crate::common::{
+    clamp_limit, dead_letter_fields, dead_letter_stream, new_lock_token, segment_fingerprint,
+};
 use crate::cursor::Position;
 use crate::metrics;
 
@@ -218,6 +221,8 @@ impl Store for MemoryStore {
                 session: session.clone(),
                 score: started.timestamp_millis().max(0) as u64,
                 segments: Vec::new(),
+                text_bytes: 0,
+                idempotency: HashMap::new(),
                 expires: self.session_deadline(now),
             });
             st.publish(&event, self.config.stream_maxlen);
@@ -271,21 +276,40 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn append_segment(
+    async fn append_segment_once(
         &self,
         tenant: &str,
         id: &str,
         segment: &NewSegment,
+        key: Option<&str>,
     ) -> StoreResult<AppendOutcome> {
+        let fingerprint = segment_fingerprint(segment);
         self.run("append_segment", |st, now| {
             let Some(rec) = st.keys.session_of_mut(tenant, id) else {
                 return Ok(AppendOutcome::NotFound);
             };
+            if let Some((seq, seen)) = key.and_then(|k| rec.idempotency.get(k)) {
+                return Ok(if *seen == fingerprint {
+                    AppendOutcome::Repeated { seq: *seq }
+                } else {
+                    AppendOutcome::KeyReused
+                });
+            }
             if rec.session.status == SessionStatus::Completed {
                 return Ok(AppendOutcome::Completed);
             }
+            let bytes = rec.text_bytes + segment.text.len() as u64;
+            if rec.session.segment_count >= self.config.max_session_segments
+                || bytes > self.config.max_session_bytes
+            {
+                return Ok(AppendOutcome::Full);
+            }
             let seq = rec.session.segment_count;
             rec.session.segment_count += 1;
+            rec.text_bytes = bytes;
+            if let Some(k) = key {
+                rec.idempotency.insert(k.to_owned(), (seq, fingerprint));
+            }
             rec.segments.push(Segment {
                 seq,
                 text: segment.text.clone(),
@@ -334,11 +358,18 @@ impl Store for MemoryStore {
             rec.session.completed_at = Some(earshot_core::time::now_rfc3339());
             let session = rec.session.clone();
             let transcript = rec.transcript();
+            let texts: Vec<&str> = transcript
+                .segments
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect();
+            let (text, truncated) = completed_transcript(&texts);
             let event = self.session_event(
                 &session,
                 EventKind::TranscriptCompleted {
-                    transcript: transcript.text.clone(),
+                    transcript: text,
                     segment_count: session.segment_count,
+                    transcript_truncated: truncated,
                 },
             );
             st.keys.touch_session(id, self.session_deadline(now));
@@ -370,6 +401,12 @@ impl Store for MemoryStore {
                 .put_cache(id, t.clone(), now + self.config.cache_ttl);
             Ok(Some(t))
         })
+    }
+
+    /// Expired sessions leave their tenant index the moment they expire (every call
+    /// drops due keys first), so there is never anything left over to prune.
+    async fn prune_expired(&self) -> StoreResult<u64> {
+        self.run("prune_expired", |_, _| Ok(0))
     }
 
     async fn delete_session(&self, tenant: &str, id: &str) -> StoreResult<bool> {
@@ -673,5 +710,10 @@ mod tests {
         assert_eq!(store.session_count(), 0);
         let st = store.state.lock();
         assert_eq!(st.keys.approx_bytes(), 0, "indexes and caches emptied too");
+        assert_eq!(
+            st.keys.indexed(),
+            0,
+            "tenant indexes pruned as sessions expire"
+        );
     }
 }

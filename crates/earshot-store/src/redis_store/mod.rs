@@ -8,10 +8,12 @@
 
 mod conn;
 mod groups;
+mod index;
 mod reply;
 mod scripts;
 mod sessions;
 mod streams;
+mod transcripts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,15 +133,16 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn append_segment(
+    async fn append_segment_once(
         &self,
         tenant: &str,
         id: &str,
         segment: &NewSegment,
+        key: Option<&str>,
     ) -> StoreResult<AppendOutcome> {
         timed(
             "append_segment",
-            self.append_segment_impl(tenant, id, segment),
+            self.append_segment_impl(tenant, id, segment, key),
         )
         .await
     }
@@ -150,6 +153,10 @@ impl Store for RedisStore {
 
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>> {
         timed("transcript", self.transcript_impl(tenant, id)).await
+    }
+
+    async fn prune_expired(&self) -> StoreResult<u64> {
+        timed("prune_expired", self.prune_expired_impl()).await
     }
 
     async fn delete_session(&self, tenant: &str, id: &str) -> StoreResult<bool> {

@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// TTL of cached completed transcripts (clamped to 1-60 min).
     #[arg(long, env = "EARSHOT_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
+    /// Most segments one session holds; appends past it get 409 `session_full`.
+    #[arg(long, env = "EARSHOT_MAX_SESSION_SEGMENTS", default_value_t = earshot_core::config::DEFAULT_MAX_SESSION_SEGMENTS)]
+    pub max_session_segments: u64,
+    /// Most transcript text one session holds, bytes; appends past it get 409 `session_full`.
+    #[arg(long, env = "EARSHOT_MAX_SESSION_BYTES", default_value_t = earshot_core::config::DEFAULT_MAX_SESSION_BYTES)]
+    pub max_session_bytes: u64,
     /// How often store figures (memory, evictions, stream length, consumer-group lag) are
     /// polled into /metrics.
     #[arg(long, env = "EARSHOT_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
@@ -138,6 +144,8 @@ impl ServeArgs {
             event_retention: self.event_retention,
             command_timeout: self.redis_timeout,
             cache_ttl: StoreConfig::clamp_cache_ttl(self.cache_ttl),
+            max_session_segments: self.max_session_segments.max(1),
+            max_session_bytes: self.max_session_bytes.max(1),
             ..StoreConfig::default()
         }
     }
