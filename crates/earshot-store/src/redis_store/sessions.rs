@@ -1,7 +1,7 @@
 //! Session calls: create, get, list, append, complete, transcript, delete.
 
 use chrono::Utc;
-use earshot_core::keys::EVENT_STREAM;
+use earshot_core::keys::{EVENT_STREAM, STREAM_LOCK};
 use earshot_core::time::{format_rfc3339, now_rfc3339};
 use earshot_core::{
     Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus, Transcript,
@@ -492,6 +492,7 @@ impl RedisStore {
             k.cached_transcript(id),
             k.tenant_sessions(tenant),
             EVENT_STREAM.to_owned(),
+            k.lock(id, STREAM_LOCK),
         ];
         let event = event_fields(id, tenant, EventKind::SessionDeleted);
         let args = [tenant.to_owned(), id.to_owned(), self.maxlen().to_string()];
