@@ -9,4 +9,4 @@ pub mod audio;
 mod redis_server;
 pub mod speech;
 
-pub use redis_server::{RedisServer, RedisServerBuilder};
+pub use redis_server::{free_port, RedisServer, RedisServerBuilder};
