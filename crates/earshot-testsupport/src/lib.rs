@@ -8,5 +8,6 @@
 pub mod audio;
 mod redis_server;
 pub mod speech;
+pub mod spoken;
 
 pub use redis_server::{free_port, RedisServer, RedisServerBuilder};

@@ -7,8 +7,10 @@
 //! * [`query`]: the query string, checked before the upgrade;
 //! * [`lock`]: one live stream per session (`lock:session:<id>:stream`);
 //! * [`run`]: the loop between the socket, the live stream and the store;
-//! * [`close`]: why a stream ended and the close code the client gets.
+//! * [`close`]: why a stream ended and the close code the client gets;
+//! * [`claims`]: what a running stream holds, given back before the client hears the end.
 
+mod claims;
 mod close;
 mod lock;
 mod query;
@@ -59,7 +61,7 @@ pub async fn stream(
         )
     })?;
     let speech = state.speech.ready()?;
-    // Per-tenant live stream limit (429 before upgrading); released when the task ends.
+    // Per-tenant live stream limit (429 before upgrading).
     let tenant_slot = state.limits.acquire_stream(&tenant)?;
     let mut live = LiveStream::new(
         speech.scheduler.clone(),
@@ -85,7 +87,11 @@ pub async fn stream(
         state.config.store.lock_ttl,
     )
     .await?;
-    let permit = speech.scheduler.try_admit();
+    let claims = claims::Claims {
+        lock,
+        permit: speech.scheduler.try_admit(),
+        tenant_slot,
+    };
     let ctx = run::StreamCtx {
         store: state.store.clone(),
         tenant: tenant.as_str().to_owned(),
@@ -100,12 +106,7 @@ pub async fn stream(
     let tasks = state.tasks.clone();
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            tasks.track_future(async move {
-                let _tenant_slot = tenant_slot;
-                run::run(ctx, socket, lock, permit).await
-            })
-        }))
+        .on_upgrade(move |socket| tasks.track_future(run::run(ctx, socket, claims))))
 }
 
 /// The session the stream writes into: created if new, refused if completed, and

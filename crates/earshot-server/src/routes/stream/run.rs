@@ -6,15 +6,15 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use earshot_asr::{Backlog, BacklogPermit, LiveError, LiveStream, Permit, StreamEvent};
+use earshot_asr::{Backlog, BacklogPermit, LiveError, LiveStream, StreamEvent};
 use earshot_core::NewSegment;
 use earshot_store::{AppendOutcome, CompleteOutcome, DynStore};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::claims::Claims;
 use super::close::End;
-use super::lock::StreamLock;
 use crate::outbox::Outbox;
 use crate::views::session_with_transcript;
 use crate::ws_protocol::{ClientMessage, ServerMessage};
@@ -60,14 +60,13 @@ impl Drop for ActiveStream {
     }
 }
 
-pub async fn run(mut ctx: StreamCtx, socket: WebSocket, lock: StreamLock, permit: Option<Permit>) {
+pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
     let (sink, mut source) = socket.split();
     let out = Outbox::spawn(sink);
-    let Some(_permit) = permit else {
-        close(&mut ctx, out, End::Overloaded).await;
-        lock.release().await;
+    if claims.permit.is_none() {
+        close(&mut ctx, out, End::Overloaded, claims).await;
         return;
-    };
+    }
     let _active = ActiveStream::new();
     replay_finals(
         &ctx.store,
@@ -102,7 +101,7 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, lock: StreamLock, permit
         let _ = tx.send(Inbound::Closed).await;
     });
 
-    let keeper = lock.keep();
+    let keeper = claims.lock.keep();
     let end = loop {
         let next = tokio::select! {
             biased;
@@ -139,8 +138,7 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, lock: StreamLock, permit
     };
     reader.abort();
     drop(keeper);
-    wind_down(&mut ctx, out, end).await;
-    lock.release().await;
+    wind_down(&mut ctx, out, end, claims).await;
 }
 
 /// On reconnect with `resume_after_seq`, the finals the client has not seen.
@@ -284,7 +282,7 @@ async fn persist(ctx: &mut StreamCtx, segment: &NewSegment) -> Result<u64, End> 
 
 /// Ends the stream: delivers the last words whenever the engine still works, then the
 /// closing frames that say why.
-async fn wind_down(ctx: &mut StreamCtx, out: Outbox, end: End) {
+async fn wind_down(ctx: &mut StreamCtx, out: Outbox, end: End, claims: Claims) {
     let mut end = end;
     if end.delivers_tail() {
         let tail = match ctx.live.finish().await {
@@ -295,16 +293,18 @@ async fn wind_down(ctx: &mut StreamCtx, out: Outbox, end: End) {
             end = e;
         }
     }
-    close(ctx, out, end).await;
+    close(ctx, out, end, claims).await;
 }
 
-/// Sends the closing frames for `end`; `finalize` completes the session first.
-async fn close(ctx: &mut StreamCtx, out: Outbox, end: End) {
+/// Sends the closing frames for `end`; `finalize` completes the session first. The
+/// claims are given back after the last message and before the close frame.
+async fn close(ctx: &mut StreamCtx, out: Outbox, end: End, claims: Claims) {
     if !matches!(end, End::Finalize) {
         let (msg, code, reason) = end.close_frame(ctx.idle_timeout.as_secs());
         if let Some(m) = msg {
             out.send(&m);
         }
+        claims.release().await;
         out.close(code, reason).await;
         return;
     }
@@ -340,5 +340,6 @@ async fn close(ctx: &mut StreamCtx, out: Outbox, end: End) {
             (1011, "store_unavailable")
         }
     };
+    claims.release().await;
     out.close(code, reason).await;
 }
