@@ -17,7 +17,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 pub struct StoreConfig {
     /// TTL of every per-session key, refreshed on write (`EARSHOT_SESSION_TTL`).
     pub session_ttl: Duration,
-    /// Approximate cap of the event stream (`EARSHOT_STREAM_MAXLEN`).
+    /// Approximate cap of the event stream (`EARSHOT_STREAM_MAXLEN`); 0 means no cap
+    /// (age-based retention still trims). Stores read it through [`StoreConfig::maxlen`].
     pub stream_maxlen: u64,
     /// Age beyond which events are trimmed with `XTRIM MINID` (`EARSHOT_EVENT_RETENTION`).
     pub event_retention: Duration,
@@ -58,6 +59,16 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// The `MAXLEN` every store applies: `stream_maxlen`, or for 0 the largest value
+    /// Redis accepts (a signed 64-bit integer), which never trims.
+    pub fn maxlen(&self) -> u64 {
+        if self.stream_maxlen == 0 {
+            i64::MAX as u64
+        } else {
+            self.stream_maxlen
+        }
+    }
+
     /// Clamps the cache TTL to the 1-60 minute range of the original design.
     pub fn clamp_cache_ttl(d: Duration) -> Duration {
         d.clamp(Duration::from_secs(60), Duration::from_secs(3600))

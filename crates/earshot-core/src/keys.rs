@@ -7,6 +7,10 @@ pub const EVENT_STREAM: &str = "transcription_events";
 /// Where workers move entries delivered too often, with the reason.
 pub const DEAD_LETTER_STREAM: &str = "transcription_events:dead";
 
+/// Lock purpose of a session's one live WebSocket stream (`lock:session:<id>:stream`);
+/// deleting the session deletes this lock with its other keys.
+pub const STREAM_LOCK: &str = "stream";
+
 /// Key naming for one deployment shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Keys {

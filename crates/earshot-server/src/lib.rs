@@ -20,6 +20,7 @@ pub mod routes;
 pub mod service;
 pub mod speech;
 pub mod state;
+pub mod tenants;
 pub mod validate;
 pub mod views;
 pub mod ws_protocol;
@@ -33,9 +34,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use auth::Tenants;
 pub use speech::{Speech, SpeechStatus};
 pub use state::{AppState, ServerConfig};
+pub use tenants::Tenants;
 
 /// A running server.
 pub struct Server {
@@ -112,6 +113,13 @@ impl Server {
     /// streams (which flush and persist their last finals) up to the grace period, and
     /// closes the store. Returns false if the grace period ran out.
     pub async fn wait(self) -> bool {
+        self.wait_also(std::future::ready(())).await
+    }
+
+    /// `wait`, with more users of the store to finish before it closes: the in-process
+    /// sink workers, which acknowledge what they delivered during their own grace
+    /// period. Without this a graceful restart would deliver those events again.
+    pub async fn wait_also(self, also: impl std::future::Future<Output = ()>) -> bool {
         self.shutdown.cancelled().await;
         self.streams.close();
         let streams = self.streams.clone();
@@ -123,6 +131,7 @@ impl Server {
         if !finished {
             tracing::warn!(grace = ?self.grace, "grace period over; dropping remaining connections");
         }
+        also.await;
         self.store.close().await;
         finished
     }

@@ -118,7 +118,8 @@ impl StreamEntry {
     }
 }
 
-/// An entry handed out by `autoclaim`, with how many times it has been delivered.
+/// An entry handed out by `autoclaim` or `read_own_pending`, with how many times it has
+/// been delivered (this hand-out included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedEntry {
     pub entry: StreamEntry,
@@ -296,14 +297,30 @@ pub trait Store: Send + Sync + 'static {
         block: Duration,
     ) -> StoreResult<Vec<StreamEntry>>;
 
-    /// The consumer's own pending entries (`XREADGROUP ... 0`), for a restarted worker.
+    /// Up to `count` of the consumer's own pending entries with ids above `after`
+    /// (`XREADGROUP ... <after>`), each with its delivery count, which this read
+    /// increments as Redis does. An entry trimmed from the stream while pending comes
+    /// with no fields, so the caller can acknowledge it.
     async fn read_own_pending(
         &self,
         stream: &str,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
-    ) -> StoreResult<Vec<StreamEntry>>;
+    ) -> StoreResult<Vec<ClaimedEntry>>;
+
+    /// Hands entries this consumer read but never attempted back to the group: idle
+    /// long enough for the next reclaim by any consumer, with the delivery count each
+    /// had before that read (`XCLAIM ... IDLE RETRYCOUNT JUSTID`). A pair is (id, the
+    /// count to restore); ids no longer pending for `consumer` are left alone.
+    async fn release(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(StreamId, u64)],
+    ) -> StoreResult<()>;
 
     /// `XACK`; returns how many were acknowledged.
     async fn ack(&self, stream: &str, group: &str, ids: &[StreamId]) -> StoreResult<u64>;

@@ -847,17 +847,22 @@ async fn pending_entries_and_ack(kind: Kind) {
         .unwrap();
     assert_eq!(got.len(), 3);
     // A restarted worker sees its own unacknowledged entries, not others'.
-    let mine = h.store.read_own_pending("s", "g", "c1", 10).await.unwrap();
+    let mine = h
+        .store
+        .read_own_pending("s", "g", "c1", StreamId::ZERO, 10)
+        .await
+        .unwrap();
+    let mine: Vec<StreamEntry> = mine.into_iter().map(|c| c.entry).collect();
     assert_eq!(mine, got);
     assert!(h
         .store
-        .read_own_pending("s", "g", "c2", 10)
+        .read_own_pending("s", "g", "c2", StreamId::ZERO, 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         h.store
-            .read_own_pending("s", "g", "c1", 2)
+            .read_own_pending("s", "g", "c1", StreamId::ZERO, 2)
             .await
             .unwrap()
             .len(),
@@ -871,8 +876,15 @@ async fn pending_entries_and_ack(kind: Kind) {
         2
     );
     assert_eq!(h.store.ack("s", "g", &[got[0].id]).await.unwrap(), 0);
-    let mine = h.store.read_own_pending("s", "g", "c1", 10).await.unwrap();
-    assert_eq!(mine.iter().map(|e| e.id).collect::<Vec<_>>(), [got[2].id]);
+    let mine = h
+        .store
+        .read_own_pending("s", "g", "c1", StreamId::ZERO, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter().map(|c| c.entry.id).collect::<Vec<_>>(),
+        [got[2].id]
+    );
     assert_eq!(h.store.groups("s").await.unwrap()[0].pending, 1);
     assert_eq!(h.store.ack("s", "nogroup", &[got[2].id]).await.unwrap(), 0);
 }
@@ -944,13 +956,13 @@ async fn autoclaim_transfers_idle_entries(kind: Kind) {
     // Ownership moved.
     assert!(h
         .store
-        .read_own_pending("s", "g", "dead", 10)
+        .read_own_pending("s", "g", "dead", StreamId::ZERO, 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         h.store
-            .read_own_pending("s", "g", "alive", 10)
+            .read_own_pending("s", "g", "alive", StreamId::ZERO, 10)
             .await
             .unwrap()
             .len(),
@@ -1055,7 +1067,7 @@ async fn group_calls_on_missing_group_fail_with_no_group(kind: Kind) {
         assert_eq!(e.kind(), "no_group");
         let e = h
             .store
-            .read_own_pending(stream, "nog", "c", 1)
+            .read_own_pending(stream, "nog", "c", StreamId::ZERO, 1)
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::NoGroup(_)), "{e:?}");
@@ -1152,7 +1164,7 @@ async fn dead_letter_moves_and_acks(kind: Kind) {
     assert_eq!(h.store.groups(EVENT_STREAM).await.unwrap()[0].pending, 0);
     assert!(h
         .store
-        .read_own_pending(EVENT_STREAM, "g", "c", 10)
+        .read_own_pending(EVENT_STREAM, "g", "c", StreamId::ZERO, 10)
         .await
         .unwrap()
         .is_empty());

@@ -10,4 +10,4 @@ mod redis_server;
 pub mod speech;
 pub mod spoken;
 
-pub use redis_server::{RedisServer, RedisServerBuilder};
+pub use redis_server::{free_port, RedisServer, RedisServerBuilder};

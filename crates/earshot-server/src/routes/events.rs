@@ -1,6 +1,10 @@
 //! `GET /v1/events`: Server-Sent Events of the caller's tenant. `Last-Event-ID` or
 //! `?since=<stream id>` resumes after that entry: missed entries are read from the
-//! store first, then the live feed continues without gaps or repeats.
+//! store first, then the live feed continues without gaps or repeats. Where that is no
+//! longer possible (the entries after the resume point, or after where a slow
+//! subscriber fell behind, were trimmed from the stream) the client gets an explicit
+//! `gap` event instead of a silent skip. The feed ends at server shutdown, so open
+//! subscriptions never hold it up; clients reconnect with `Last-Event-ID`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -13,8 +17,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use earshot_core::keys::EVENT_STREAM;
 use earshot_core::StreamId;
-use earshot_store::DynStore;
-use futures::stream::{self, Stream};
+use earshot_store::{DynStore, StoreError};
+use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -53,6 +57,8 @@ pub fn resume_point(headers: &HeaderMap, since: Option<&str>) -> ApiResult<Optio
 
 /// Page size of catch-up reads.
 const CATCH_UP_PAGE: usize = 256;
+/// The SSE event type of the missed-events signal.
+pub const GAP_EVENT: &str = "gap";
 
 struct Feed {
     store: DynStore,
@@ -62,6 +68,9 @@ struct Feed {
     cursor: StreamId,
     /// True while re-reading the store (at start with a resume point, or after lag).
     catching_up: bool,
+    /// True until the start of a catch-up checked that the stream still holds what
+    /// follows `cursor`.
+    check_gap: bool,
     ready: VecDeque<Arc<HubEntry>>,
     done: bool,
 }
@@ -90,6 +99,14 @@ impl Feed {
             if self.done {
                 return None;
             }
+            if self.catching_up && self.check_gap {
+                self.check_gap = false;
+                match self.trimmed_past_cursor().await {
+                    Ok(Some(oldest)) => return Some(self.gap(oldest)),
+                    Ok(None) => {}
+                    Err(e) => return Some(self.store_failed(&e)),
+                }
+            }
             if self.catching_up {
                 match self
                     .store
@@ -104,24 +121,60 @@ impl Feed {
                             self.take(Arc::new(HubEntry::from_stream(e)));
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sse catch-up failed; closing so the client resumes");
-                        self.done = true;
-                        return Some(
-                            SseEvent::default()
-                                .event("error")
-                                .data(r#"{"code":"store_unavailable","message":"reconnect with Last-Event-ID"}"#),
-                        );
-                    }
+                    Err(e) => return Some(self.store_failed(&e)),
                 }
                 continue;
             }
             match self.rx.recv().await {
                 Ok(entry) => self.take(entry),
-                Err(RecvError::Lagged(_)) => self.catching_up = true,
+                Err(RecvError::Lagged(_)) => {
+                    self.catching_up = true;
+                    self.check_gap = true;
+                }
                 Err(RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// The oldest entry still in the stream, if it is newer than `cursor`: everything
+    /// between them was trimmed before this subscriber got it (or nothing was there, when
+    /// `cursor` itself was the last entry trimmed: the store cannot tell these apart, so
+    /// the signal errs on the side of saying so).
+    async fn trimmed_past_cursor(&self) -> Result<Option<StreamId>, StoreError> {
+        if self.cursor == StreamId::ZERO {
+            return Ok(None); // "from the beginning": whatever is retained is everything
+        }
+        let oldest = self
+            .store
+            .read_stream(EVENT_STREAM, StreamId::ZERO, 1)
+            .await?;
+        Ok(oldest
+            .first()
+            .map(|e| e.id)
+            .filter(|oldest| *oldest > self.cursor))
+    }
+
+    /// The `gap` event: `after` is the last id the client had, `resumes_at` the oldest
+    /// entry still stored. Its `id:` is `after`, so a reconnect does not skip further.
+    fn gap(&self, oldest: StreamId) -> SseEvent {
+        tracing::info!(after = %self.cursor, resumes_at = %oldest, "sse subscriber missed trimmed events");
+        let data = serde_json::json!({
+            "after": self.cursor.to_string(),
+            "resumes_at": oldest.to_string(),
+            "message": "events after `after` and before `resumes_at` were trimmed from the stream before they could be sent; some may be missing",
+        });
+        SseEvent::default()
+            .id(self.cursor.to_string())
+            .event(GAP_EVENT)
+            .data(data.to_string())
+    }
+
+    fn store_failed(&mut self, e: &StoreError) -> SseEvent {
+        tracing::warn!(error = %e, "sse catch-up failed; closing so the client resumes");
+        self.done = true;
+        SseEvent::default()
+            .event("error")
+            .data(r#"{"code":"store_unavailable","message":"reconnect with Last-Event-ID"}"#)
     }
 }
 
@@ -146,10 +199,11 @@ pub async fn events(
         rx,
         cursor,
         catching_up: true,
+        check_gap: resume.is_some(),
         ready: VecDeque::new(),
         done: false,
     };
-    let stream = sse_stream(feed);
+    let stream = sse_stream(feed).take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

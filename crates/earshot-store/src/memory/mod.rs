@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use earshot_core::event::completed_transcript;
-use earshot_core::keys::{Keys, EVENT_STREAM};
+use earshot_core::keys::{Keys, EVENT_STREAM, STREAM_LOCK};
 use earshot_core::time::format_rfc3339;
 use earshot_core::{
     config::StoreConfig, Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus,
@@ -225,7 +225,7 @@ impl Store for MemoryStore {
                 idempotency: HashMap::new(),
                 expires: self.session_deadline(now),
             });
-            st.publish(&event, self.config.stream_maxlen);
+            st.publish(&event, self.config.maxlen());
             Ok(CreateOutcome::Created(session))
         })
     }
@@ -326,7 +326,7 @@ impl Store for MemoryStore {
                 },
             );
             st.keys.touch_session(id, self.session_deadline(now));
-            let event_id = st.publish(&event, self.config.stream_maxlen);
+            let event_id = st.publish(&event, self.config.maxlen());
             Ok(AppendOutcome::Appended { seq, event_id })
         })
     }
@@ -376,7 +376,7 @@ impl Store for MemoryStore {
             let text = transcript.text.clone();
             st.keys
                 .put_cache(id, transcript, now + self.config.cache_ttl);
-            st.publish(&event, self.config.stream_maxlen);
+            st.publish(&event, self.config.maxlen());
             Ok(CompleteOutcome::Completed {
                 session,
                 transcript: text,
@@ -416,7 +416,8 @@ impl Store for MemoryStore {
             };
             let event = self.session_event(&rec.session, EventKind::SessionDeleted);
             st.keys.drop_session(id);
-            st.publish(&event, self.config.stream_maxlen);
+            st.keys.drop_lock(&self.keys.lock(id, STREAM_LOCK));
+            st.publish(&event, self.config.maxlen());
             Ok(true)
         })
     }
@@ -468,7 +469,7 @@ impl Store for MemoryStore {
 
     async fn add_entry(&self, stream: &str, fields: &[(String, String)]) -> StoreResult<StreamId> {
         self.run("add_entry", |st, _| {
-            Ok(st.add(stream, fields.into(), self.config.stream_maxlen))
+            Ok(st.add(stream, fields.into(), self.config.maxlen()))
         })
     }
 
@@ -527,12 +528,28 @@ impl Store for MemoryStore {
         stream: &str,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
-    ) -> StoreResult<Vec<StreamEntry>> {
+    ) -> StoreResult<Vec<ClaimedEntry>> {
         self.run("read_own_pending", |st, now| {
             let s = st.group_stream(stream, group)?;
-            s.read_own_pending(group, consumer, count, now)
+            s.read_own_pending(group, consumer, after, count, now)
                 .ok_or_else(|| StoreError::NoGroup(group.to_owned()))
+        })
+    }
+
+    async fn release(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(StreamId, u64)],
+    ) -> StoreResult<()> {
+        self.run("release", |st, _| {
+            if let Some(s) = st.streams.get_mut(stream) {
+                s.release(group, consumer, entries);
+            }
+            Ok(())
         })
     }
 
@@ -573,7 +590,7 @@ impl Store for MemoryStore {
         let dead = dead_letter_stream(stream);
         let fields = dead_letter_fields(group, entry, reason, delivery_count);
         self.run("dead_letter", |st, _| {
-            let id = st.add(&dead, fields.into(), self.config.stream_maxlen);
+            let id = st.add(&dead, fields.into(), self.config.maxlen());
             if let Some(s) = st.streams.get_mut(stream) {
                 s.ack(group, &[entry.id]);
             }

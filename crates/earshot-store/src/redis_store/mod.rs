@@ -88,7 +88,7 @@ impl RedisStore {
     }
 
     fn maxlen(&self) -> u64 {
-        self.config.stream_maxlen.max(1)
+        self.config.maxlen()
     }
 }
 
@@ -231,11 +231,26 @@ impl Store for RedisStore {
         stream: &str,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
-    ) -> StoreResult<Vec<StreamEntry>> {
+    ) -> StoreResult<Vec<ClaimedEntry>> {
         timed(
             "read_own_pending",
-            self.read_own_pending_impl(stream, group, consumer, count),
+            self.read_own_pending_impl(stream, group, consumer, after, count),
+        )
+        .await
+    }
+
+    async fn release(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(StreamId, u64)],
+    ) -> StoreResult<()> {
+        timed(
+            "release",
+            self.release_impl(stream, group, consumer, entries),
         )
         .await
     }

@@ -106,16 +106,18 @@ return {2, redis.call('HGETALL', KEYS[1])}
     )
 });
 
-/// Deletes every key of a session, unindexes it and publishes `session_deleted`.
+/// Deletes every key of a session (its live-stream lock included), unindexes it and
+/// publishes `session_deleted`.
 ///
-/// KEYS: metadata, transcript, segments, cache, tenant index, event stream, idempotency.
+/// KEYS: metadata, transcript, segments, cache, tenant index, event stream, idempotency,
+/// stream lock.
 /// ARGV: tenant, session_id, maxlen, event pairs. Returns 1 if deleted, 0 if not found.
 pub(super) static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local t = redis.call('HGET', KEYS[1], 'tenant_id')
 if not t or t ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8])
 redis.call('ZREM', KEYS[5], ARGV[2])
 local ev = {}
 for i = 4, #ARGV do ev[#ev + 1] = ARGV[i] end
@@ -145,20 +147,78 @@ return 0
     )
 });
 
-/// `XAUTOCLAIM` plus each claimed entry's delivery count (`XPENDING`), atomically.
+/// `XAUTOCLAIM` plus each claimed entry's delivery count, atomically. Claims with
+/// `JUSTID` and counts the delivery itself (`XCLAIM ... RETRYCOUNT`), so an entry trimmed
+/// while pending never reaches the caller as a nil: Redis 6.2 leaves such entries in the
+/// PEL and answers nil for them; here they are acknowledged and reported as deleted, as
+/// Redis 7 does.
 ///
 /// KEYS: stream. ARGV: group, consumer, min_idle_ms, start, count.
 /// Returns {next, claimed entries, deleted ids, delivery counts}.
 pub(super) static AUTOCLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4],
+  'COUNT', ARGV[5], 'JUSTID')
+local claimed, counts, deleted = {}, {}, r[3] or {}
+for _, id in ipairs(r[2]) do
+  local e = redis.call('XRANGE', KEYS[1], id, id)
+  if e[1] then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+    local n = 1
+    if p[1] then n = p[1][4] + 1 end
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'RETRYCOUNT', n, 'JUSTID')
+    claimed[#claimed + 1] = e[1]
+    counts[#counts + 1] = n
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    deleted[#deleted + 1] = id
+  end
+end
+return {r[1], claimed, deleted, counts}
+"#,
+    )
+});
+
+/// The consumer's own pending entries above a cursor (`XREADGROUP ... <after>`, which
+/// counts as a delivery) plus each one's delivery count (`XPENDING`), atomically.
+/// Entries trimmed from the stream come back with nil fields.
+///
+/// KEYS: stream. ARGV: group, consumer, count, after.
+/// Returns {entries, delivery counts}.
+pub(super) static OWN_PENDING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+  'STREAMS', KEYS[1], ARGV[4])
+local entries = {}
+if r and r[1] then entries = r[1][2] end
 local counts = {}
-for i, e in ipairs(r[2]) do
+for i, e in ipairs(entries) do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
   if p[1] then counts[i] = p[1][4] else counts[i] = 0 end
 end
-return {r[1], r[2], r[3] or {}, counts}
+return {entries, counts}
+"#,
+    )
+});
+
+/// Gives a consumer's read-but-unattempted entries back: for each id still pending for
+/// that consumer, `XCLAIM` to itself with a large `IDLE` (any reclaim takes it next) and
+/// `RETRYCOUNT` restoring the count it had before the read; `JUSTID` adds no delivery.
+///
+/// KEYS: stream. ARGV: group, consumer, idle_ms, then (id, count) pairs.
+pub(super) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for i = 4, #ARGV, 2 do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if p[1] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i],
+      'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')
+  end
+end
+return 0
 "#,
     )
 });

@@ -2,7 +2,7 @@
 //! `index`, transcripts and completion in `transcripts`.
 
 use chrono::Utc;
-use earshot_core::keys::EVENT_STREAM;
+use earshot_core::keys::{EVENT_STREAM, STREAM_LOCK};
 use earshot_core::time::{format_rfc3339, now_rfc3339};
 use earshot_core::{Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus};
 use redis::Value;
@@ -205,6 +205,7 @@ impl RedisStore {
             k.tenant_sessions(tenant),
             EVENT_STREAM.to_owned(),
             k.idempotency(id),
+            k.lock(id, STREAM_LOCK),
         ];
         let event = event_fields(id, tenant, EventKind::SessionDeleted);
         let args = [tenant.to_owned(), id.to_owned(), self.maxlen().to_string()];
