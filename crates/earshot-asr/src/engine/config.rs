@@ -129,7 +129,7 @@ pub enum EngineError {
     /// whisper.cpp failed while decoding.
     #[error("whisper decode failed: {0}")]
     Decode(String),
-    /// The decode ran past its [`DecodeOptions::time_budget`] and was given up.
+    /// The decode spent its [`DecodeOptions::time_budget`] and was given up.
     #[error("decode gave up after its time budget")]
     OverBudget,
     /// The caller set [`DecodeOptions::cancel`]: the result was no longer wanted.
@@ -171,8 +171,9 @@ pub struct DecodeOptions {
     /// Context of the redo of a decode that looped (`None`: the full 30 s). Streams use a
     /// smaller one: a full-context decode costs several of theirs.
     pub retry_ctx: Option<AudioCtx>,
-    /// Give the decode up (an error) once it has run this long: what one decode may cost,
-    /// whatever the audio.
+    /// Give the decode (and its redo) up once its thread has spent this much CPU time:
+    /// what one decode may cost, whatever the audio. CPU time, not wall time, so that a busy
+    /// machine does not change what a decode returns.
     pub time_budget: Option<Duration>,
     /// Set by the caller once the result is no longer wanted (a partial made stale by a
     /// commit): whisper stops at its next check and the slot and the core go to work that
