@@ -21,6 +21,7 @@ pub mod speech;
 pub mod state;
 pub mod validate;
 pub mod views;
+pub mod web;
 pub mod ws_protocol;
 
 use std::net::SocketAddr;
