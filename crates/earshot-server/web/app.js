@@ -37,6 +37,9 @@ const live = new LiveSession(new Captions(document.getElementById("transcript"))
   session(id) {
     sessionEl.textContent = id;
   },
+  created() {
+    refresh();
+  },
   completed(id) {
     refresh().then(() => show(id));
   },

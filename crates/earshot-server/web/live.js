@@ -16,7 +16,7 @@ const FATAL_CODES = new Set([1008, 1009]);
 export class LiveSession {
   /**
    * `captions`: a Captions view; `on.status(state, text)`, `on.level(fraction)`,
-   * `on.session(id)`, `on.completed(id)`, `on.keyRefused()`, `on.retryable(bool)`.
+   * `on.session(id)`, `on.created(id)`, `on.completed(id)`, `on.keyRefused()`, `on.retryable(bool)`.
    */
   constructor(captions, on) {
     this.captions = captions;
@@ -57,6 +57,7 @@ export class LiveSession {
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ session_id: this.id, metadata: { source: "web" } }),
         });
+        this.on.created(this.id);
       }
     } catch (e) {
       this.fail(e);

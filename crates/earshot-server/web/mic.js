@@ -30,19 +30,7 @@ export class Mic {
         "this page cannot use the microphone here: open earshot over https:// or at http://localhost",
       );
     }
-    try {
-      this.stream = await navigator.mediaDevices.getUserMedia({
-        audio: {
-          channelCount: 1,
-          echoCancellation: true,
-          // Whisper copes with noise better than with a suppressor's artefacts.
-          noiseSuppression: false,
-          autoGainControl: true,
-        },
-      });
-    } catch (e) {
-      throw new Error(explain(e));
-    }
+    // The audio graph is ready before the microphone opens, so its first words are kept.
     try {
       this.ctx = new AudioContext();
       await this.ctx.audioWorklet.addModule(WORKLET);
@@ -57,11 +45,30 @@ export class Mic {
         else if (m.type === "level") onLevel(m.rms, m.peak);
         else if (m.type === "flushed" && this.flushed) this.flushed();
       };
-      this.source = this.ctx.createMediaStreamSource(this.stream);
-      this.source.connect(this.node);
       // The node writes silence; being connected keeps it pulled by the audio graph.
       this.node.connect(this.ctx.destination);
       await this.ctx.resume();
+    } catch (e) {
+      await this.stop();
+      throw new Error(`audio capture could not start (${e.message || e})`);
+    }
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({
+        audio: {
+          channelCount: 1,
+          echoCancellation: true,
+          // Whisper copes with noise better than with a suppressor's artefacts.
+          noiseSuppression: false,
+          autoGainControl: true,
+        },
+      });
+    } catch (e) {
+      await this.stop();
+      throw new Error(explain(e));
+    }
+    try {
+      this.source = this.ctx.createMediaStreamSource(this.stream);
+      this.source.connect(this.node);
     } catch (e) {
       await this.stop();
       throw new Error(`audio capture could not start (${e.message || e})`);

@@ -53,15 +53,22 @@ async fn index() -> Response {
 async fn asset(Path(file): Path<String>) -> Response {
     match assets::find(&file) {
         Some(a) => serve(a),
-        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file in the web app")
-            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such file in the web app",
+        )
+        .into_response(),
     }
 }
 
 fn serve(a: &assets::Asset) -> Response {
     let mut resp = (StatusCode::OK, a.body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
     // Small files, changed with every release: revalidate rather than risk a stale app.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
@@ -72,7 +79,10 @@ fn serve(a: &assets::Asset) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     resp
 }
 
@@ -86,7 +96,10 @@ mod tests {
         let mut linked = 0;
         for part in html.split(ASSET_PREFIX).skip(1) {
             let name = part.split('"').next().unwrap();
-            assert!(assets::find(name).is_some(), "{name} is linked but not embedded");
+            assert!(
+                assets::find(name).is_some(),
+                "{name} is linked but not embedded"
+            );
             linked += 1;
         }
         assert!(linked >= 2, "the page links its script and stylesheet");

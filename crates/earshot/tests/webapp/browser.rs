@@ -71,6 +71,8 @@ pub struct Browser {
     pub name: String,
     /// Console entries read so far (chromedriver hands each out once).
     console: std::sync::Mutex<Vec<(String, String)>>,
+    /// The emulated viewport.
+    size: std::sync::Mutex<(u64, u64)>,
 }
 
 /// chromedriver's log command (`POST /session/{id}/se/log`), for the browser console.
@@ -94,6 +96,27 @@ impl WebDriverCompatibleCommand for GetLog {
     }
 }
 
+/// A DevTools command through chromedriver (`POST /session/{id}/goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -107,8 +130,9 @@ impl Browser {
     pub async fn launch(name: &str, opts: Options<'_>) -> Self {
         let (chrome, driver_bin) = programs().expect("checked by the caller");
         let port = free_port();
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("chromedriver-{name}.log")))
-            .expect("chromedriver log file");
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("chromedriver-{name}.log")))
+                .expect("chromedriver log file");
         let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -156,12 +180,10 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = loop {
-            match ClientBuilder::new(
-                hyper_util::client::legacy::connect::HttpConnector::new(),
-            )
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
             {
                 Ok(c) => break c,
                 Err(e) if Instant::now() < deadline => {
@@ -172,14 +194,17 @@ impl Browser {
             }
         };
         let session = client.session_id().await.ok().flatten().unwrap_or_default();
-        Self {
+        let b = Self {
             client,
             driver,
             driver_port: port,
             session,
             name: name.to_owned(),
             console: Default::default(),
-        }
+            size: std::sync::Mutex::new((1280, 900)),
+        };
+        b.viewport(1280, 900).await;
+        b
     }
 
     /// The element with `data-testid="id"`.
@@ -227,7 +252,8 @@ impl Browser {
                 let status = self
                     .js("const s = document.querySelector('[data-testid=status]'); return s ? s.textContent : ''")
                     .await;
-                self.shot(&format!("FAILED-{}", what.replace(' ', "-"))).await;
+                self.shot(&format!("FAILED-{}", what.replace(' ', "-")))
+                    .await;
                 panic!(
                     "timed out after {timeout:?} waiting for {what}; status line: {status}; console: {:#?}",
                     self.console().await
@@ -246,21 +272,34 @@ impl Browser {
         .await
     }
 
+    /// Emulates a screen of `width` × `height` CSS pixels (a phone when narrow).
+    pub async fn viewport(&self, width: u64, height: u64) {
+        *self.size.lock().unwrap() = (width, height);
+        self.metrics(width, height).await;
+    }
+
+    async fn metrics(&self, width: u64, height: u64) {
+        self.client
+            .issue_cmd(Cdp(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+            })))
+            .await
+            .expect("set the viewport");
+    }
+
     /// Saves a screenshot of the whole page as `<name>-<stage>.png`.
     pub async fn shot(&self, stage: &str) -> PathBuf {
-        let (w, h) = self.client.get_window_size().await.unwrap_or((1280, 1000));
-        // Grow the window to the page's height so the picture shows all of it.
+        let (w, h) = *self.size.lock().unwrap();
+        // A viewport as tall as the page, so the picture shows all of it.
         let full = self
             .js("return Math.ceil(document.documentElement.scrollHeight)")
             .await
             .as_u64()
             .unwrap_or(h);
-        let _ = self
-            .client
-            .set_window_size(w as u32, full.clamp(400, 4000) as u32)
-            .await;
+        self.metrics(w, full.clamp(h, 4000)).await;
         let png = self.client.screenshot().await.expect("screenshot");
-        let _ = self.client.set_window_size(w as u32, h as u32).await;
+        self.metrics(w, h).await;
         let path = shots_dir().join(format!("{}-{stage}.png", self.name));
         std::fs::write(&path, png).expect("write screenshot");
         path

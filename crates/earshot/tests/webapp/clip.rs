@@ -14,11 +14,11 @@ fn silence(ms: u32) -> Vec<i16> {
 }
 
 /// Writes a 48 kHz mono WAV (a microphone's usual rate, which Chromium's fake capture plays
-/// as is) of `clips` separated by 1.2 s pauses (1 s before, 3 s after, so the last words end
+/// as is) of `clips` separated by 1.2 s pauses (2 s before, 3 s after, so the last words end
 /// well before the audio does) and returns its reference text.
 pub fn speech_wav(clips: &[&str], out: &Path) -> String {
     let refs = references();
-    let mut samples = silence(1000);
+    let mut samples = silence(2000);
     let mut reference = Vec::new();
     for (i, clip) in clips.iter().enumerate() {
         if i > 0 {
