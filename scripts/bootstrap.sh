@@ -2,7 +2,8 @@
 # bootstrap.sh [run|test]: installs the Debian/Ubuntu packages earshot needs, only
 # those missing. `run` needs the whisper.cpp build tools (cmake, clang/libclang for
 # bindgen); `test` also needs redis-server, which the tests start themselves on free
-# ports (they never use a Redis someone else started).
+# ports (they never use a Redis someone else started), and chromium + chromedriver for
+# the web app's browser tests.
 set -euo pipefail
 mode=${1:-run}
 
@@ -15,6 +16,9 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 if [ "$mode" = test ]; then
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+  # The web app's tests drive a real headless browser over WebDriver.
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

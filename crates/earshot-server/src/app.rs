@@ -1,6 +1,6 @@
 //! The router: every route of api.md §3, authentication (see [`crate::auth`]), the
 //! body limit and body deadline (see [`crate::conn`]), per-tenant limits (see [`crate::limits`]), the cross-site guard
-//! (see [`crate::origin`]), panic catching and metrics.
+//! (see [`crate::origin`]), panic catching and metrics; the web app at `/` (see [`crate::web`]).
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

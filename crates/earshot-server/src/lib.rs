@@ -23,6 +23,7 @@ pub mod state;
 pub mod tenants;
 pub mod validate;
 pub mod views;
+pub mod web;
 pub mod ws_protocol;
 
 use std::net::SocketAddr;
