@@ -76,6 +76,30 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts a server on a port the caller chose (a cluster needs its bus port,
+    /// +10000, free too), in a fresh temporary directory.
+    pub(crate) fn start_on(options: RedisServerBuilder, port: u16) -> Result<Self, String> {
+        let binary = find_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("earshot-redis-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp dir for redis-server: {e}"))?;
+        let child = spawn(&binary, &options, dir.path(), port)?;
+        Ok(RedisServer {
+            binary,
+            options,
+            dir,
+            port,
+            child: Some(child),
+            reservation: None,
+        })
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts a server with no persistence (`--save '' --appendonly no`).
     pub fn start() -> Self {
         Self::builder().start()
@@ -201,7 +225,7 @@ impl Drop for RedisServer {
 }
 
 /// `redis-server` from `$REDIS_SERVER`, `PATH` or `/usr/bin`; panics with what to do.
-fn find_binary() -> PathBuf {
+pub(crate) fn find_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("REDIS_SERVER") {
         return PathBuf::from(p);
     }
