@@ -30,9 +30,13 @@ impl RedisCluster {
     /// Starts 3 primaries and 3 replicas and waits until every node reports
     /// `cluster_state:ok` and sees its replicas; panics with the reason if it cannot.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(die_with_parent: bool) -> Self {
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
-            match Self::try_start() {
+            match Self::try_start(die_with_parent) {
                 Ok(c) => return c,
                 Err(e) => last = e,
             }
@@ -42,10 +46,22 @@ impl RedisCluster {
 
     /// One cluster for the whole test binary, started on first use. Statics are never
     /// dropped, so its processes are killed and its directories removed by an `atexit`
-    /// hook when the test binary exits.
+    /// hook when the test binary exits; if the binary is killed instead, the nodes die
+    /// with the thread that started them, which parks until the process ends.
     pub fn shared() -> &'static RedisCluster {
         SHARED.get_or_init(|| {
-            let cluster = RedisCluster::start();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(std::panic::catch_unwind(|| Self::start_with(true)));
+                loop {
+                    std::thread::park();
+                }
+            });
+            let cluster = match rx.recv() {
+                Ok(Ok(c)) => c,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => panic!("the cluster starter thread died"),
+            };
             // SAFETY: registers a plain `extern "C" fn` with no arguments, as atexit wants.
             unsafe {
                 libc::atexit(kill_shared);
@@ -54,12 +70,16 @@ impl RedisCluster {
         })
     }
 
-    fn try_start() -> Result<Self, String> {
+    fn try_start(die_with_parent: bool) -> Result<Self, String> {
         let ports = free_cluster_ports(PRIMARIES * 2)?;
         let mut nodes = Vec::with_capacity(ports.len());
         for &port in &ports {
+            let mut builder = RedisServer::builder();
+            if die_with_parent {
+                builder = builder.die_with_parent();
+            }
             nodes.push(
-                RedisServer::builder()
+                builder
                     .arg("--cluster-enabled")
                     .arg("yes")
                     .arg("--cluster-node-timeout")

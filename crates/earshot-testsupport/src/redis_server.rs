@@ -18,6 +18,9 @@ const START_ATTEMPTS: usize = 5;
 pub struct RedisServerBuilder {
     appendonly: bool,
     extra_args: Vec<String>,
+    /// Linux: the server gets SIGKILL when the thread that started it exits, so a
+    /// killed test binary leaves no server behind.
+    die_with_parent: bool,
 }
 
 impl RedisServerBuilder {
@@ -31,6 +34,12 @@ impl RedisServerBuilder {
     /// Any other `redis-server` argument, e.g. `["--maxmemory", "10mb"]`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Kill the server when the starting thread exits (see the field).
+    pub(crate) fn die_with_parent(mut self) -> Self {
+        self.die_with_parent = true;
         self
     }
 
@@ -190,6 +199,16 @@ fn spawn(
         cmd.args(["--appendonly", "no"]);
     }
     cmd.args(&options.extra_args);
+    if options.die_with_parent {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -1,7 +1,8 @@
 //! Session calls: create, get, list, append, complete, transcript, delete.
 
+use std::collections::BTreeMap;
+
 use chrono::Utc;
-use earshot_core::keys::EVENT_STREAM;
 use earshot_core::time::{format_rfc3339, now_rfc3339};
 use earshot_core::{
     Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus, Transcript,
@@ -88,8 +89,8 @@ impl RedisStore {
             k.transcript(&id),
             k.segments(&id),
             k.cached_transcript(&id),
-            k.tenant_sessions(&session.tenant_id),
-            EVENT_STREAM.to_owned(),
+            k.tenant_sessions(&session.tenant_id, &id),
+            k.event_stream(&id),
         ];
         let ttl = session_ttl_ms(&self.config);
         let maxlen = self.maxlen();
@@ -137,6 +138,30 @@ impl RedisStore {
             })
             .await?;
         Ok(session_from(id, hash)?.filter(|s| s.tenant_id == tenant))
+    }
+
+    /// Up to `n` entries strictly after `pos` (newest first, ties by id descending) of
+    /// all the tenant's indexes merged: one on standalone, one per partition on a
+    /// cluster (read concurrently).
+    async fn indexes_after(
+        &self,
+        tenant: &str,
+        pos: Option<&Position>,
+        n: usize,
+    ) -> StoreResult<Vec<(u64, String)>> {
+        let indexes = self.keys.tenant_indexes(tenant);
+        let parts = futures::future::try_join_all(
+            indexes
+                .iter()
+                .map(|(_, index)| self.index_after(index, pos, n)),
+        )
+        .await?;
+        let mut all: Vec<(u64, String)> = parts.into_iter().flatten().collect();
+        if indexes.len() > 1 {
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            all.truncate(n);
+        }
+        Ok(all)
     }
 
     /// Up to `n` index entries strictly after `pos` (newest first): the ones tied on
@@ -210,27 +235,16 @@ impl RedisStore {
             Err(bad) => return Ok(Err(bad)),
         };
         let limit = clamp_limit(limit);
-        let index = self.keys.tenant_sessions(tenant);
         let mut live: Vec<(u64, Session)> = Vec::new();
         loop {
             let want = limit + 1 - live.len();
-            let batch = self.index_after(&index, from.as_ref(), want).await?;
+            let batch = self.indexes_after(tenant, from.as_ref(), want).await?;
             let exhausted = batch.len() < want;
             if batch.is_empty() {
                 break;
             }
             let meta: Vec<String> = batch.iter().map(|(_, id)| self.keys.metadata(id)).collect();
-            let meta_keys = meta.clone();
-            let hashes = self
-                .conns
-                .run(|mut c| async move {
-                    let mut p = redis::pipe();
-                    for key in &meta_keys {
-                        p.cmd("HGETALL").arg(key);
-                    }
-                    p.query_async::<Vec<Value>>(&mut c).await
-                })
-                .await?;
+            let hashes = self.hashes(&batch, &meta).await?;
             let mut stale = Vec::new();
             for (i, ((score, id), hash)) in batch.iter().zip(hashes).enumerate() {
                 match session_from(id, hash)? {
@@ -238,7 +252,13 @@ impl RedisStore {
                     _ => stale.push(i),
                 }
             }
-            if !stale.is_empty() {
+            // One prune per index (a partition's index and its sessions share a slot).
+            let mut by_index: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for &i in &stale {
+                let index = self.keys.tenant_sessions(tenant, &batch[i].1);
+                by_index.entry(index).or_default().push(i);
+            }
+            for (index, stale) in by_index {
                 self.prune(&index, tenant, &batch, &meta, &stale).await?;
             }
             from = batch.last().map(|(score, id)| Position {
@@ -265,6 +285,33 @@ impl RedisStore {
             sessions: live.into_iter().map(|(_, s)| s).collect(),
             next_cursor,
         }))
+    }
+
+    /// `HGETALL` of every `meta` key (in order), one pipeline per partition so that no
+    /// pipeline spans slots on a cluster (one pipeline in all on standalone).
+    async fn hashes(&self, batch: &[(u64, String)], meta: &[String]) -> StoreResult<Vec<Value>> {
+        let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, (_, id)) in batch.iter().enumerate() {
+            groups.entry(self.keys.partition(id)).or_default().push(i);
+        }
+        let replies = futures::future::try_join_all(groups.values().map(|idx| {
+            let keys: Vec<String> = idx.iter().map(|&i| meta[i].clone()).collect();
+            self.conns.run(|mut c| async move {
+                let mut p = redis::pipe();
+                for key in &keys {
+                    p.cmd("HGETALL").arg(key);
+                }
+                p.query_async::<Vec<Value>>(&mut c).await
+            })
+        }))
+        .await?;
+        let mut out = vec![Value::Nil; meta.len()];
+        for (idx, values) in groups.values().zip(replies) {
+            for (&i, v) in idx.iter().zip(values) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
     }
 
     async fn prune(
@@ -307,8 +354,8 @@ impl RedisStore {
             k.metadata(id),
             k.transcript(id),
             k.segments(id),
-            k.tenant_sessions(tenant),
-            EVENT_STREAM.to_owned(),
+            k.tenant_sessions(tenant, id),
+            k.event_stream(id),
         ];
         let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
         let args = [
@@ -359,8 +406,8 @@ impl RedisStore {
             k.transcript(id),
             k.segments(id),
             k.cached_transcript(id),
-            k.tenant_sessions(tenant),
-            EVENT_STREAM.to_owned(),
+            k.tenant_sessions(tenant, id),
+            k.event_stream(id),
         ];
         // The base fields of the event; the script appends transcript and segment_count.
         let mut event = event_fields(
@@ -490,8 +537,8 @@ impl RedisStore {
             k.transcript(id),
             k.segments(id),
             k.cached_transcript(id),
-            k.tenant_sessions(tenant),
-            EVENT_STREAM.to_owned(),
+            k.tenant_sessions(tenant, id),
+            k.event_stream(id),
         ];
         let event = event_fields(id, tenant, EventKind::SessionDeleted);
         let args = [tenant.to_owned(), id.to_owned(), self.maxlen().to_string()];

@@ -106,9 +106,7 @@ pub async fn stream(
     let tasks = state.tasks.clone();
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            tasks.track_future(run::run(ctx, socket, claims))
-        }))
+        .on_upgrade(move |socket| tasks.track_future(run::run(ctx, socket, claims))))
 }
 
 /// The session the stream writes into: created if new, refused if completed, and
