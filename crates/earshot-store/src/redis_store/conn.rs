@@ -59,8 +59,8 @@ impl Default for RedisLimits {
 
 /// What dedicated connections are opened from.
 enum Source {
-    Single(Client),
-    Cluster(ClusterClient),
+    Single(Box<Client>),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The shared connection, the blocking-read pool and their bounds.
@@ -105,7 +105,7 @@ impl Connections {
             .get_connection_manager_lazy(config)
             .map_err(|e| StoreError::Unavailable(format!("Redis client: {e}")))?;
         Ok(Self::with(
-            Source::Single(client),
+            Source::Single(Box::new(client)),
             Conn::Manager(shared),
             timeout,
             limits,
@@ -128,7 +128,7 @@ impl Connections {
                     StoreError::Unavailable(format!("Redis Cluster: no seed node answered: {e}"))
                 })?;
         Ok(Self::with(
-            Source::Cluster(client),
+            Source::Cluster(Box::new(client)),
             Conn::Cluster(shared),
             timeout,
             limits,
