@@ -46,7 +46,7 @@ fn main() {
         println!(
             "{f}: ctx={} retry={} {:.3}s dropped={} {:?}",
             t.audio_ctx,
-            t.retried_full_ctx,
+            t.retried_wider_ctx,
             t.elapsed.as_secs_f64(),
             t.dropped_segments,
             text

@@ -54,26 +54,31 @@ pub fn transcribe_with(
     let mut segments = Vec::new();
     let mut prompt: Option<String> = None;
     for w in plan_windows(samples, opts) {
-        let dopts = DecodeOptions {
-            prompt: if opts.condition_on_previous_text {
-                prompt.clone()
-            } else {
-                None
-            },
-            offset_ms: (w.start as i64 * 1000) / TARGET_RATE as i64,
-            temperature_fallback: opts.temperature_fallback,
-            skip_vad_gate: false,
-            audio_ctx: None,
-            salvage_loops: false,
-            single_pass: false,
-            retry_ctx: None,
-            time_budget: None,
-        };
+        let dopts = window_options(opts, &prompt, w.start);
         let t = engine.decode(&samples[w.clone()], &dopts)?;
         append_window(&mut segments, &mut prompt, t.segments);
         progress(w.end as u64 * 1000 / TARGET_RATE as u64, total_ms);
     }
     Ok(segments)
+}
+
+/// The decode options of the window starting at sample `start`, after `prompt` (the text of
+/// the windows before it): one source for the blocking path and the scheduler's.
+pub(crate) fn window_options(
+    opts: &BatchOptions,
+    prompt: &Option<String>,
+    start: usize,
+) -> DecodeOptions {
+    DecodeOptions {
+        prompt: if opts.condition_on_previous_text {
+            prompt.clone()
+        } else {
+            None
+        },
+        offset_ms: (start as i64 * 1000) / TARGET_RATE as i64,
+        temperature_fallback: opts.temperature_fallback,
+        ..DecodeOptions::default()
+    }
 }
 
 /// Add one window's segments and update the running prompt.

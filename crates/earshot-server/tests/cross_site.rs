@@ -35,19 +35,6 @@ fn upgrade(host: &str, origin: &str) -> String {
     )
 }
 
-async fn session_count(app: &TestApp) -> usize {
-    let v: serde_json::Value = app
-        .client
-        .get(app.url("/v1/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["sessions"].as_array().unwrap().len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_pages_cannot_write_or_open_streams_in_open_mode() {
     let app = TestApp::start_open(common::test_server_config()).await;
@@ -63,7 +50,7 @@ async fn foreign_pages_cannot_write_or_open_streams_in_open_mode() {
     }
     let resp = raw_exchange(app.addr, &post(&app, Some("null"), "text/plain", "{}")).await;
     assert_eq!(raw_status(&resp), 403, "a sandboxed page's null origin");
-    assert_eq!(session_count(&app).await, 0, "nothing was created");
+    assert_eq!(app.session_count(ACME).await, 0, "nothing was created");
 
     let host = app.addr.to_string();
     let resp = raw_exchange(app.addr, &upgrade(&host, "https://evil.example")).await;
@@ -109,7 +96,7 @@ async fn same_origin_pages_and_clients_without_origin_keep_working() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("access-control-allow-origin").is_none());
-    assert_eq!(session_count(&app).await, 2);
+    assert_eq!(app.session_count(ACME).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -642,6 +642,13 @@ async fn idle_streams_are_closed_with_a_reason() {
     let seen = run_stream(tx.reunite(rx).unwrap(), Vec::new(), 32, 20, 1.0, None).await;
     assert_eq!(seen.of_type("error")[0]["code"], "idle_timeout");
     assert_eq!(seen.close, Some(1000));
+    // The session's lock was given back before the close: reconnecting at once works.
+    let again = connect(&app, "/v1/sessions/idle/stream?resume_after_seq=0", ACME).await;
+    assert!(
+        again.is_ok(),
+        "reconnect right after the close: {:?}",
+        again.err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

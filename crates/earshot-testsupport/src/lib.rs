@@ -10,6 +10,7 @@ pub mod audio;
 mod redis_cluster;
 mod redis_server;
 pub mod speech;
+pub mod spoken;
 
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{RedisServer, RedisServerBuilder};

@@ -186,8 +186,8 @@ pub struct Transcript {
     pub dropped_segments: usize,
     /// The `audio_ctx` used (1500 = full).
     pub audio_ctx: usize,
-    /// The short-context decode looked degenerate and was redone with the full context.
-    pub retried_full_ctx: bool,
+    /// The short-context decode looked degenerate and was redone with a wider context.
+    pub retried_wider_ctx: bool,
 }
 
 impl Transcript {

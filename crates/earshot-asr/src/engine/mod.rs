@@ -203,7 +203,7 @@ impl Engine {
             match self.run_whisper(&padded, opts, retry_ctx, audio_ms as i64, deadline) {
                 Ok(r) => {
                     run = r;
-                    out.retried_full_ctx = true;
+                    out.retried_wider_ctx = true;
                     out.audio_ctx = retry_ctx;
                 }
                 Err(EngineError::OverBudget) => {}

@@ -167,8 +167,7 @@ impl Scheduler {
         self.inner.load.stream_audio(ms as f64 / 1000.0);
     }
 
-    /// Decode one window in a slot of `priority` (waits for the slot; runs on the blocking
-    /// pool). The slot stays taken until whisper returns, even if the caller stops waiting.
+    /// Decode one window in a slot of `priority` (waits for the slot).
     pub async fn decode(
         &self,
         priority: Priority,
@@ -179,18 +178,7 @@ impl Scheduler {
         let guard = self.inner.slots.acquire(priority).await;
         metrics::histogram!("earshot_asr_queue_wait_seconds", "priority" => label(priority))
             .record(t0.elapsed().as_secs_f64());
-        metrics::gauge!("earshot_asr_slots_in_use").set(self.inner.slots.in_use() as f64);
-        let sched = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let out = sched.inner.engine.decode(&samples, &opts);
-            sched.inner.load.decoded(priority, started.elapsed());
-            drop(guard);
-            metrics::gauge!("earshot_asr_slots_in_use").set(sched.inner.slots.in_use() as f64);
-            out
-        })
-        .await
-        .map_err(|e| EngineError::Task(e.to_string()))?
+        self.run(guard, priority, samples, opts).await
     }
 
     /// A partial decode: like [`decode`](Self::decode) at [`Priority::Partial`], but given up
@@ -211,11 +199,29 @@ impl Scheduler {
         };
         metrics::histogram!("earshot_asr_queue_wait_seconds", "priority" => "partial")
             .record(t0.elapsed().as_secs_f64());
+        self.run(guard, Priority::Partial, samples, opts)
+            .await
+            .map(Some)
+    }
+
+    /// Run one decode in the slot `guard` holds, on the blocking pool. The slot stays taken
+    /// until whisper returns, even if the caller stops waiting.
+    async fn run(
+        &self,
+        guard: slots::SlotGuard,
+        priority: Priority,
+        samples: Vec<f32>,
+        opts: DecodeOptions,
+    ) -> Result<Transcript, EngineError> {
+        metrics::gauge!("earshot_asr_slots_in_use").set(self.inner.slots.in_use() as f64);
         let sched = self.clone();
         tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             let out = sched.inner.engine.decode(&samples, &opts);
+            sched.inner.load.decoded(priority, started.elapsed());
             drop(guard);
-            out.map(Some)
+            metrics::gauge!("earshot_asr_slots_in_use").set(sched.inner.slots.in_use() as f64);
+            out
         })
         .await
         .map_err(|e| EngineError::Task(e.to_string()))?
@@ -233,21 +239,7 @@ impl Scheduler {
         let mut prompt: Option<String> = None;
         for w in windows {
             let piece = samples[w.clone()].to_vec();
-            let dopts = DecodeOptions {
-                prompt: if opts.condition_on_previous_text {
-                    prompt.clone()
-                } else {
-                    None
-                },
-                offset_ms: (w.start as i64 * 1000) / crate::audio::TARGET_RATE as i64,
-                temperature_fallback: opts.temperature_fallback,
-                skip_vad_gate: false,
-                audio_ctx: None,
-                salvage_loops: false,
-                single_pass: false,
-                retry_ctx: None,
-                time_budget: None,
-            };
+            let dopts = batch::window_options(&opts, &prompt, w.start);
             let t = self.decode(Priority::Batch, piece, dopts).await?;
             batch::append_window(&mut segments, &mut prompt, t.segments);
         }

@@ -118,8 +118,6 @@ pub struct StreamStats {
     pub partial_decodes: u64,
     /// Partial decodes given up (no slot in time) or made stale by a commit.
     pub partials_dropped: u64,
-    /// Wall time in commit decodes (incl. waiting for a slot).
-    pub commit_time: Duration,
     /// Audio pushed (ms).
     pub audio_ms: u64,
     /// Sum of the encoder contexts of all decodes (frames of 20 ms): the main cost driver.

@@ -170,6 +170,19 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(key)
     }
 
+    /// How many sessions the tenant of `key` sees in its list.
+    pub async fn session_count(&self, key: &str) -> usize {
+        let v: serde_json::Value = self
+            .get(key, "/v1/sessions")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["sessions"].as_array().unwrap().len()
+    }
+
     pub fn post(&self, key: &str, path: &str) -> RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(key)
     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::metrics::normalize_words;
+use earshot_testsupport::spoken::normalize_spoken;
 
 /// Sample rate of every script.
 pub const RATE: u32 = 16_000;
@@ -176,7 +176,7 @@ fn synthesize(cache_dir: &Path) -> Result<Vec<Utterance>, String> {
         out.push(Utterance {
             name: format!("espeak-{i:02}"),
             samples: read_wav_16k(&cached)?,
-            reference: normalize_words(sentence).join(" "),
+            reference: normalize_spoken(sentence).join(" "),
         });
     }
     Ok(out)
@@ -208,7 +208,7 @@ pub fn build_script(pool: &[Utterance], index: usize, seed: u64, min_secs: f64) 
             name: u.name.clone(),
             end_ms,
         });
-        reference.extend(normalize_words(&u.reference));
+        reference.extend(normalize_spoken(&u.reference));
         let secs = rng.range(0.3, 2.0);
         pause(&mut rng, &mut samples, secs);
     }

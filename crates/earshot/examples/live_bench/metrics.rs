@@ -2,127 +2,8 @@
 
 use crate::client::{Outcome, StreamRun};
 use crate::material::Script;
-
-/// Lower case words, punctuation dropped (apostrophes vanish, other marks split words),
-/// digit groups spelled out the way they are read ("33" → thirty three, "692" → six
-/// ninety two, "1998" → nineteen ninety eight).
-pub fn normalize_words(text: &str) -> Vec<String> {
-    let lower = text.to_lowercase().replace(['\'', '’'], "");
-    // "3,000" is one number, not "3" and "000".
-    let chars: Vec<char> = lower.chars().collect();
-    let lower: String = chars
-        .iter()
-        .enumerate()
-        .filter(|&(i, &c)| {
-            !(c == ','
-                && i > 0
-                && chars[i - 1].is_ascii_digit()
-                && chars.get(i + 1).is_some_and(char::is_ascii_digit))
-        })
-        .map(|(_, &c)| c)
-        .collect();
-    let mut out = Vec::new();
-    for token in lower.split(|c: char| !c.is_alphanumeric()) {
-        if token.is_empty() {
-            continue;
-        }
-        // Split "4pm" / "7am" style tokens into digit and letter runs.
-        let mut run = String::new();
-        let mut digits = false;
-        for c in token.chars() {
-            if !run.is_empty() && c.is_ascii_digit() != digits {
-                push_run(&run, digits, &mut out);
-                run.clear();
-            }
-            digits = c.is_ascii_digit();
-            run.push(c);
-        }
-        push_run(&run, digits, &mut out);
-    }
-    out
-}
-
-fn push_run(run: &str, digits: bool, out: &mut Vec<String>) {
-    if digits {
-        out.extend(number_words(run).split(' ').map(str::to_owned));
-    } else {
-        out.push(run.to_owned());
-    }
-}
-
-const ONES: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 10] = [
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-
-fn two(n: usize) -> String {
-    match n {
-        0..=19 => ONES[n].to_owned(),
-        _ if n.is_multiple_of(10) => TENS[n / 10].to_owned(),
-        _ => format!("{} {}", TENS[n / 10], ONES[n % 10]),
-    }
-}
-
-/// Spoken form of a digit string: 0–99 as words, 100–999 as "six ninety two" (or "two
-/// hundred"), four digits as two pairs ("nineteen ninety eight", "two thousand five"),
-/// anything longer digit by digit.
-pub fn number_words(digits: &str) -> String {
-    let Ok(n) = digits.parse::<usize>() else {
-        return digits.to_owned();
-    };
-    if digits.len() > 1 && digits.starts_with('0') || digits.len() > 4 {
-        return digits
-            .chars()
-            .map(|c| ONES[c.to_digit(10).unwrap_or(0) as usize])
-            .collect::<Vec<_>>()
-            .join(" ");
-    }
-    match n {
-        0..=99 => two(n),
-        100..=999 if n.is_multiple_of(100) => format!("{} hundred", ONES[n / 100]),
-        100..=999 => format!("{} {}", ONES[n / 100], two(n % 100)),
-        _ if n.is_multiple_of(1000) => format!("{} thousand", two(n / 1000)),
-        2000..=2009 => format!("two thousand {}", ONES[n % 1000]),
-        _ if n.is_multiple_of(100) => format!("{} hundred", two(n / 100)),
-        _ if n % 100 < 10 => format!("{} oh {}", two(n / 100), ONES[n % 100]),
-        _ => format!("{} {}", two(n / 100), two(n % 100)),
-    }
-}
-
-/// Word edit distance (substitutions + deletions + insertions).
-pub fn edit_distance(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut cur = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            let sub = prev[j] + usize::from(r != h);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[hypothesis.len()]
-}
+use earshot_testsupport::speech::edit_distance;
+use earshot_testsupport::spoken::normalize_spoken;
 
 /// Word error rate in percent.
 pub fn wer(reference: &[String], hypothesis: &[String]) -> f64 {
@@ -237,7 +118,7 @@ pub fn stream_stats(run: &StreamRun, script: &Script) -> StreamStats {
         .collect::<Vec<_>>()
         .join(" ");
     if s.failure.is_none() {
-        s.wer = Some(wer(&script.reference, &normalize_words(&s.transcript)));
+        s.wer = Some(wer(&script.reference, &normalize_spoken(&s.transcript)));
     }
     s
 }
@@ -247,23 +128,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digits_read_as_spoken() {
-        assert_eq!(
-            normalize_words("33, 4, 692").join(" "),
-            "thirty three four six ninety two"
-        );
-        assert_eq!(
-            normalize_words("In 1998, at 7:15 it's 4pm.").join(" "),
-            "in nineteen ninety eight at seven fifteen its four pm"
-        );
-        assert_eq!(number_words("200"), "two hundred");
-        assert_eq!(number_words("2005"), "two thousand five");
-    }
-
-    #[test]
     fn wer_counts_edits() {
-        let r = normalize_words("go forward ten meters");
-        assert_eq!(wer(&r, &normalize_words("Go forward, 10 meters.")), 0.0);
-        assert_eq!(wer(&r, &normalize_words("go ten meters now")), 50.0);
+        let r = normalize_spoken("go forward ten meters");
+        assert_eq!(wer(&r, &normalize_spoken("Go forward, 10 meters.")), 0.0);
+        assert_eq!(wer(&r, &normalize_spoken("go ten meters now")), 50.0);
     }
 }

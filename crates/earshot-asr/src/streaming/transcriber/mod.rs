@@ -246,11 +246,6 @@ impl StreamingTranscriber {
         true
     }
 
-    /// Whether a partial decode is in flight.
-    pub fn partial_in_flight(&self) -> bool {
-        self.pending.is_some()
-    }
-
     /// Wait for the partial decode in flight (forever if there is none) and return the
     /// partial it gives. Cancel-safe: dropped early, the decode stays in flight.
     pub async fn partial_ready(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
@@ -354,13 +349,11 @@ impl StreamingTranscriber {
             p.handle.abort();
             self.stats.partials_dropped += 1;
         }
-        let t0 = Instant::now();
         let t = self
             .sched
             .decode(Priority::Commit, self.buf.clone(), opts)
             .await?;
         self.stats.commit_decodes += 1;
-        self.stats.commit_time += t0.elapsed();
         self.stats.ctx_frames += t.audio_ctx as u64;
         Ok(self.uncommitted_words(t))
     }
