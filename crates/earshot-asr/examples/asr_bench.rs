@@ -142,7 +142,7 @@ struct StreamResult {
     first_partial: Vec<Duration>,
     lag: Duration,
     decodes: u64,
-    retries: u64,
+    partials_dropped: u64,
     ctx_frames: u64,
 }
 
@@ -234,7 +234,7 @@ async fn run_stream(
         first_partial: s.first_partial_latencies,
         lag,
         decodes,
-        retries: s.partials_dropped,
+        partials_dropped: s.partials_dropped,
         ctx_frames: s.ctx_frames,
     }
 }
@@ -279,7 +279,7 @@ async fn streams(ns: &[usize], speed: f64) {
         let mut lags = Vec::new();
         let mut wers = Vec::new();
         let mut decodes = 0;
-        let mut retries = 0;
+        let mut partials_dropped = 0;
         let mut ctx_frames = 0;
         for h in handles {
             let r = h.await.expect("task");
@@ -287,7 +287,7 @@ async fn streams(ns: &[usize], speed: f64) {
             fp.extend(r.first_partial);
             lags.push(r.lag);
             decodes += r.decodes;
-            retries += r.retries;
+            partials_dropped += r.partials_dropped;
             ctx_frames += r.ctx_frames;
             let text = r.finals.join(" ");
             wers.push(common::wer(&reference, &text));
@@ -306,7 +306,7 @@ async fn streams(ns: &[usize], speed: f64) {
             cores / (cpu / (n as f64 * audio_s))
         );
         println!(
-            "{:?} threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} partials_dropped={retries} mean_ctx_s={:.1} WER mean={:.1}% max={:.1}%",
+            "{:?} threads={} slots={slots} streams={n} speed={speed}x audio={audio_s:.1}s final_latency p50={:.2}s p95={:.2}s (n={}) first_partial p50={:.2}s p95={:.2}s end_lag_max={:.2}s decodes={decodes} partials_dropped={partials_dropped} mean_ctx_s={:.1} WER mean={:.1}% max={:.1}%",
             stream_config(),
             e.config().threads,
             pct(&mut fl.clone(), 0.5),

@@ -197,3 +197,30 @@ fn timestamps_are_offset_and_ordered() {
         }
     }
 }
+
+/// A decode whose result is no longer wanted stops inside whisper and says so; the same
+/// engine then decodes normally (the abandoned state was not reused).
+#[test]
+fn a_cancelled_decode_stops_and_the_engine_goes_on() {
+    use std::sync::atomic::AtomicBool;
+    let Some(e) = engine() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let samples = common::load_clip("goforward.wav");
+    let cancelled = DecodeOptions {
+        cancel: Some(Arc::new(AtomicBool::new(true))),
+        ..Default::default()
+    };
+    assert!(matches!(
+        e.decode(&samples, &cancelled),
+        Err(earshot_asr::EngineError::Cancelled)
+    ));
+    let wanted = DecodeOptions {
+        cancel: Some(Arc::new(AtomicBool::new(false))),
+        ..Default::default()
+    };
+    let text = e.decode(&samples, &wanted).expect("decode").text();
+    assert!(
+        common::clip_errors("goforward.wav", "go forward ten meters", &text).0 <= 1,
+        "{text}"
+    );
+}

@@ -17,7 +17,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 pub struct StoreConfig {
     /// TTL of every per-session key, refreshed on write (`EARSHOT_SESSION_TTL`).
     pub session_ttl: Duration,
-    /// Approximate cap of the event stream (`EARSHOT_STREAM_MAXLEN`).
+    /// Approximate cap of the event stream (`EARSHOT_STREAM_MAXLEN`); 0 means no cap
+    /// (age-based retention still trims). Stores read it through [`StoreConfig::maxlen`].
     pub stream_maxlen: u64,
     /// Age beyond which events are trimmed with `XTRIM MINID` (`EARSHOT_EVENT_RETENTION`).
     pub event_retention: Duration,
@@ -31,7 +32,20 @@ pub struct StoreConfig {
     pub event_partitions: u32,
     /// Replicas each acknowledged write waits for (`EARSHOT_REDIS_WAIT`, `WAIT n`).
     pub redis_wait: u32,
+    /// Most segments one session holds (`EARSHOT_MAX_SESSION_SEGMENTS`); appends past
+    /// it are refused with `session_full`.
+    pub max_session_segments: u64,
+    /// Most transcript text one session holds, bytes (`EARSHOT_MAX_SESSION_BYTES`);
+    /// an append that would pass it is refused with `session_full`.
+    pub max_session_bytes: u64,
 }
+
+/// Default of [`StoreConfig::max_session_segments`]: a day of live speech cut into
+/// two-second finals.
+pub const DEFAULT_MAX_SESSION_SEGMENTS: u64 = 50_000;
+/// Default of [`StoreConfig::max_session_bytes`]: 8 MiB, about a hundred hours of
+/// speech, small enough that assembling it never holds the store for long.
+pub const DEFAULT_MAX_SESSION_BYTES: u64 = 8 << 20;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -44,11 +58,23 @@ impl Default for StoreConfig {
             lock_ttl: Duration::from_secs(30),
             event_partitions: crate::keys::DEFAULT_EVENT_PARTITIONS,
             redis_wait: 0,
+            max_session_segments: DEFAULT_MAX_SESSION_SEGMENTS,
+            max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
         }
     }
 }
 
 impl StoreConfig {
+    /// The `MAXLEN` every store applies: `stream_maxlen`, or for 0 the largest value
+    /// Redis accepts (a signed 64-bit integer), which never trims.
+    pub fn maxlen(&self) -> u64 {
+        if self.stream_maxlen == 0 {
+            i64::MAX as u64
+        } else {
+            self.stream_maxlen
+        }
+    }
+
     /// Clamps the cache TTL to the 1-60 minute range of the original design.
     pub fn clamp_cache_ttl(d: Duration) -> Duration {
         d.clamp(Duration::from_secs(60), Duration::from_secs(3600))

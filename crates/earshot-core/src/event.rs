@@ -16,10 +16,38 @@ pub enum EventKind {
         end_ms: Option<i64>,
     },
     TranscriptCompleted {
+        /// The full transcript, or its first segments when it is longer than
+        /// [`COMPLETED_TRANSCRIPT_MAX_BYTES`] (then `transcript_truncated` is true and
+        /// the whole text is at `GET /v1/sessions/{id}/transcript`).
         transcript: String,
         segment_count: u64,
+        transcript_truncated: bool,
     },
     SessionDeleted,
+}
+
+/// Most transcript text one `transcript_completed` event carries. Every consumer (the
+/// stream, each SSE client, each sink) holds a copy, so a session of megabytes must not
+/// put megabytes into each of them.
+pub const COMPLETED_TRANSCRIPT_MAX_BYTES: usize = 64 * 1024;
+
+/// The text a `transcript_completed` event carries for these chunks: all of them joined
+/// by one space if that fits in [`COMPLETED_TRANSCRIPT_MAX_BYTES`], else the longest
+/// prefix of whole chunks that fits, and `true`.
+pub fn completed_transcript<S: AsRef<str>>(chunks: &[S]) -> (String, bool) {
+    let mut out = String::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let c = c.as_ref();
+        let sep = usize::from(i > 0);
+        if out.len() + sep + c.len() > COMPLETED_TRANSCRIPT_MAX_BYTES {
+            return (out, true);
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(c);
+    }
+    (out, false)
 }
 
 impl EventKind {
@@ -84,9 +112,11 @@ impl Event {
             EventKind::TranscriptCompleted {
                 transcript,
                 segment_count,
+                transcript_truncated,
             } => {
                 f.push(("transcript", transcript.clone()));
                 f.push(("segment_count", segment_count.to_string()));
+                f.push(("transcript_truncated", transcript_truncated.to_string()));
             }
             EventKind::SessionDeleted => {}
         }
@@ -131,6 +161,8 @@ impl Event {
             "transcript_completed" => EventKind::TranscriptCompleted {
                 transcript: req("transcript")?.to_owned(),
                 segment_count: num("segment_count")?,
+                // Absent in entries written before the field existed: they carried it all.
+                transcript_truncated: get("transcript_truncated") == Some("true"),
             },
             "session_deleted" => EventKind::SessionDeleted,
             other => return Err(EventParseError::UnknownType(other.to_owned())),
@@ -169,9 +201,14 @@ impl Event {
             EventKind::TranscriptCompleted {
                 transcript,
                 segment_count,
+                transcript_truncated,
             } => {
                 m.insert("transcript".into(), transcript.clone().into());
                 m.insert("segment_count".into(), (*segment_count).into());
+                m.insert(
+                    "transcript_truncated".into(),
+                    (*transcript_truncated).into(),
+                );
             }
             EventKind::SessionDeleted => {}
         }
@@ -221,6 +258,12 @@ mod tests {
             EventKind::TranscriptCompleted {
                 transcript: "a b".into(),
                 segment_count: 2,
+                transcript_truncated: false,
+            },
+            EventKind::TranscriptCompleted {
+                transcript: "a".into(),
+                segment_count: 9,
+                transcript_truncated: true,
             },
             EventKind::SessionDeleted,
         ] {
@@ -243,6 +286,18 @@ mod tests {
         assert_eq!(j["start_ms"], 5);
         assert!(j["end_ms"].is_null());
         assert_eq!(j["event_type"], "transcript_segment");
+    }
+
+    #[test]
+    fn completed_transcript_is_cut_at_a_chunk_boundary() {
+        assert_eq!(completed_transcript(&["a b", "c"]), ("a b c".into(), false));
+        let big = "x".repeat(COMPLETED_TRANSCRIPT_MAX_BYTES / 2);
+        let (text, cut) = completed_transcript(&[big.as_str(), "y", big.as_str()]);
+        assert!(cut);
+        assert_eq!(text, format!("{big} y"));
+        let (text, cut) = completed_transcript(&["z".repeat(COMPLETED_TRANSCRIPT_MAX_BYTES + 1)]);
+        assert!(cut);
+        assert_eq!(text, "");
     }
 
     #[test]

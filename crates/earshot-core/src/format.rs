@@ -38,14 +38,18 @@ fn clock(ms: i64, sep: char) -> String {
 }
 
 /// Start and end of each segment; missing times continue from the previous end and
-/// last 2 s, so cues are always ordered and non-empty.
+/// last 2 s, so cues are always ordered and non-empty. Saturating: stored times are not
+/// trusted to be small.
 fn cue_times(segments: &[Segment]) -> Vec<(i64, i64)> {
     let mut prev_end = 0i64;
     segments
         .iter()
         .map(|s| {
             let start = s.start_ms.unwrap_or(prev_end).max(0);
-            let end = s.end_ms.filter(|e| *e > start).unwrap_or(start + 2000);
+            let end = s
+                .end_ms
+                .filter(|e| *e > start)
+                .unwrap_or(start.saturating_add(2000));
             prev_end = end;
             (start, end)
         })
@@ -111,6 +115,21 @@ mod tests {
     fn untimed_segments_follow_each_other() {
         let segs = [seg(0, "a", None, None), seg(1, "b", None, None)];
         assert_eq!(cue_times(&segs), vec![(0, 2000), (2000, 4000)]);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let segs = [
+            seg(0, "a", Some(i64::MAX), None),
+            seg(1, "b", None, None),
+            seg(2, "c", Some(i64::MIN), Some(i64::MIN)),
+        ];
+        let cues = cue_times(&segs);
+        assert_eq!(cues[0], (i64::MAX, i64::MAX));
+        assert_eq!(cues[1], (i64::MAX, i64::MAX));
+        assert_eq!(cues[2], (0, 2000));
+        assert!(to_srt(&segs).contains("2562047788015:12:55,807"));
+        assert!(to_vtt(&segs).contains("00:00:00.000 --> 00:00:02.000"));
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub const PARTITIONS_FIELD: &str = "event_partitions";
 /// `EARSHOT_EVENT_PARTITIONS` when unset.
 pub const DEFAULT_EVENT_PARTITIONS: u32 = 16;
 
+/// Lock purpose of a session's one live WebSocket stream (`lock:session:<id>:stream`);
+/// deleting the session deletes this lock with its other keys.
+pub const STREAM_LOCK: &str = "stream";
+
 /// Key naming for one deployment shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Keys {
@@ -98,6 +102,41 @@ impl Keys {
         }
     }
 
+    /// `session:<id>:idempotency`: hash of `Idempotency-Key` → `<seq>:<body fingerprint>`
+    /// for the session's appends, so a retried append answers the first `seq`.
+    pub fn idempotency(&self, id: &str) -> String {
+        format!("{}session:{id}:idempotency", self.prefix(id))
+    }
+
+    /// The `SCAN` patterns that find every tenant index: one on standalone, one per
+    /// partition on a cluster (each carries its partition's hash tag, so it can be
+    /// routed to the node holding that partition).
+    pub fn tenant_sessions_patterns(&self) -> Vec<String> {
+        match self.partitions {
+            None => vec!["tenant:*:sessions".to_owned()],
+            Some(n) => (0..n)
+                .map(|p| format!("{}tenant:*:sessions", partition_prefix(p)))
+                .collect(),
+        }
+    }
+
+    /// The tenant a tenant-index key belongs to; `None` for a key that is not a tenant
+    /// index of this deployment shape.
+    pub fn tenant_of_index(&self, index: &str) -> Option<String> {
+        let rest = match self.partitions {
+            None => index,
+            Some(n) => {
+                let (p, rest) = index.strip_prefix("{p")?.split_once("}:")?;
+                if p.parse::<u32>().ok()? >= n {
+                    return None;
+                }
+                rest
+            }
+        };
+        let tenant = rest.strip_prefix("tenant:")?.strip_suffix(":sessions")?;
+        Some(tenant.to_owned())
+    }
+
     /// `lock:session:<id>:<purpose>`: an NX lock holding an owner token.
     pub fn lock(&self, id: &str, purpose: &str) -> String {
         format!("{}lock:session:{id}:{purpose}", self.prefix(id))
@@ -140,6 +179,11 @@ mod tests {
         assert_eq!(k.metadata("abc"), "session:abc:metadata");
         assert_eq!(k.segments("abc"), "session:abc:segments");
         assert_eq!(k.tenant_sessions("acme", "abc"), "tenant:acme:sessions");
+        assert_eq!(k.idempotency("abc"), "session:abc:idempotency");
+        assert_eq!(
+            k.tenant_of_index("tenant:acme:sessions"),
+            Some("acme".to_owned())
+        );
         assert_eq!(k.lock("abc", "stream"), "lock:session:abc:stream");
         assert_eq!(k.cached_transcript("abc"), "cache:session:abc:transcript");
         assert_eq!(k.event_stream("abc"), "transcription_events");
@@ -167,7 +211,14 @@ mod tests {
             k.tenant_sessions("acme", "abc"),
             "{p2}:tenant:acme:sessions"
         );
+        assert_eq!(k.idempotency("abc"), "{p2}:session:abc:idempotency");
         assert_eq!(k.lock("abc", "stream"), "{p2}:lock:session:abc:stream");
+        assert_eq!(
+            k.tenant_of_index("{p2}:tenant:acme:sessions"),
+            Some("acme".to_owned())
+        );
+        assert_eq!(k.tenant_of_index("tenant:acme:sessions"), None);
+        assert_eq!(k.tenant_sessions_patterns()[3], "{p3}:tenant:*:sessions");
         assert_eq!(
             k.cached_transcript("abc"),
             "{p2}:cache:session:abc:transcript"

@@ -1,5 +1,5 @@
-//! The router: every route of api.md §3, the body limit and body deadline (see
-//! [`crate::conn`]), per-tenant limits (see [`crate::limits`]), the cross-site guard
+//! The router: every route of api.md §3, authentication (see [`crate::auth`]), the
+//! body limit and body deadline (see [`crate::conn`]), per-tenant limits (see [`crate::limits`]), the cross-site guard
 //! (see [`crate::origin`]), panic catching and metrics.
 
 use axum::extract::DefaultBodyLimit;
@@ -9,9 +9,9 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
-use crate::limits;
 use crate::routes::{events, health, openai, sessions, stream};
 use crate::state::AppState;
+use crate::{auth, limits};
 
 /// Builds the application.
 pub fn router(state: AppState) -> Router {
@@ -26,7 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/segments", post(sessions::append_segment))
         .route("/v1/sessions/{id}/complete", post(sessions::complete))
         .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
-        .route("/v1/sessions/{id}/stream", get(stream::stream))
+        .route(auth::STREAM_ROUTE, get(stream::stream))
         .route("/v1/events", get(events::events))
         .layer(DefaultBodyLimit::max(max_body));
     let uploads = Router::new()
@@ -38,6 +38,13 @@ pub fn router(state: AppState) -> Router {
     } else {
         (v1, uploads)
     };
+    // Added last, so it runs first: the rate limiter and the handlers read its tenant.
+    let authenticate =
+        || axum::middleware::from_fn_with_state(state.tenants.clone(), auth::authenticate);
+    let (v1, uploads) = (
+        v1.route_layer(authenticate()),
+        uploads.route_layer(authenticate()),
+    );
     Router::new()
         .merge(v1)
         .merge(uploads)

@@ -63,6 +63,16 @@ impl ApiError {
         )
     }
 
+    /// 409: the session holds as much as one session may (`EARSHOT_MAX_SESSION_SEGMENTS`,
+    /// `EARSHOT_MAX_SESSION_BYTES`).
+    pub fn session_full() -> Self {
+        Self::conflict(
+            "session_full",
+            "the session holds the most segments or text one session may; complete it and \
+             continue in a new session",
+        )
+    }
+
     /// 422: well-formed request with invalid values.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)

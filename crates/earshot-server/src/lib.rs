@@ -18,8 +18,10 @@ pub mod origin;
 pub mod outbox;
 pub mod retention;
 pub mod routes;
+pub mod service;
 pub mod speech;
 pub mod state;
+pub mod tenants;
 pub mod validate;
 pub mod views;
 pub mod ws_protocol;
@@ -33,9 +35,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use auth::Tenants;
 pub use speech::{Speech, SpeechStatus};
 pub use state::{AppState, ServerConfig};
+pub use tenants::Tenants;
 
 /// A running server.
 pub struct Server {
@@ -63,6 +65,7 @@ impl Server {
         let origins = origin::OriginPolicy::new(&config.origins, tenants.is_open(), addr);
         let state = AppState {
             store: store.clone(),
+            sessions: service::SessionService::new(store.clone()),
             tenants: Arc::new(tenants),
             hub: hub.clone(),
             config: Arc::new(config.clone()),
@@ -111,6 +114,13 @@ impl Server {
     /// streams (which flush and persist their last finals) up to the grace period, and
     /// closes the store. Returns false if the grace period ran out.
     pub async fn wait(self) -> bool {
+        self.wait_also(std::future::ready(())).await
+    }
+
+    /// `wait`, with more users of the store to finish before it closes: the in-process
+    /// sink workers, which acknowledge what they delivered during their own grace
+    /// period. Without this a graceful restart would deliver those events again.
+    pub async fn wait_also(self, also: impl std::future::Future<Output = ()>) -> bool {
         self.shutdown.cancelled().await;
         self.streams.close();
         let streams = self.streams.clone();
@@ -122,6 +132,7 @@ impl Server {
         if !finished {
             tracing::warn!(grace = ?self.grace, "grace period over; dropping remaining connections");
         }
+        also.await;
         self.store.close().await;
         finished
     }

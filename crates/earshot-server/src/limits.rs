@@ -1,4 +1,4 @@
-//! Per-tenant abuse limits (issue 4, item 7), so one tenant (or one leaked key) cannot
+//! Per-tenant abuse limits, so one tenant (or one leaked key) cannot
 //! take the service from the others:
 //!
 //! - a request rate per tenant: a token bucket (GCRA, the `governor` crate) refilled at
@@ -15,19 +15,18 @@
 //!   connection. [`head_limits`] adds tighter limits in the JSON error shape: total
 //!   header bytes (431) and URI length (414).
 //!
-//! Limits apply after authentication, so the tenant is known and unauthenticated
-//! requests can never spend a tenant's budget; a missing or wrong key is answered 401
-//! by the same cheap constant-time comparison as before, touching neither the limiter
-//! nor the store.
+//! Limits apply after authentication ([`crate::auth`]), so the tenant is known and
+//! unauthenticated requests can never spend a tenant's budget.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use earshot_core::TenantId;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -220,19 +219,18 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Middleware on the `/v1` routes: authenticates and spends one request of the tenant's
-/// rate budget. A missing or unknown key is answered 401 right here (the handler would
-/// answer the same), so bad keys cost one constant-time comparison per configured key.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let tenant = match Tenant::from_request_parts(&mut parts, &state).await {
-        Ok(Tenant(t)) => t,
-        Err(e) => return e.into_response(),
-    };
+/// Middleware on the `/v1` routes, inside [`crate::auth::authenticate`]: spends one
+/// request of the caller's rate budget (429 with `Retry-After` past it).
+pub async fn rate_limit(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Err(e) = state.limits.check_rate(&tenant) {
         return e.into_response();
     }
-    next.run(Request::from_parts(parts, body)).await
+    next.run(req).await
 }
 
 /// Middleware on every route: refuses request heads larger than configured (431) and

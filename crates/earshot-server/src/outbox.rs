@@ -2,21 +2,28 @@
 //! reads slowly never blocks the audio path. Finals and events are queued in order and
 //! never dropped; partials are dropped when a few are already waiting (a newer partial
 //! replaces them anyway).
+//!
+//! The writer never outlives its connection: it stops when one frame cannot be written
+//! within [`WRITE_TIMEOUT`] (the client stopped reading), when closing takes longer than
+//! [`CLOSE_TIMEOUT`], and whenever the [`Outbox`] is dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::stream::SplitSink;
-use futures::SinkExt;
+use axum::extract::ws::{CloseFrame, Message};
+use futures::{Sink, SinkExt};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::ws_protocol::ServerMessage;
 
 /// How many unsent partials may wait before new ones are dropped.
 const MAX_QUEUED_PARTIALS: usize = 4;
+/// Longest one frame may take to go out before the client counts as gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest `close` waits for what is queued to be written.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Out {
     Text { text: String, partial: bool },
@@ -27,12 +34,15 @@ enum Out {
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Out>,
     queued_partials: Arc<AtomicUsize>,
-    writer: JoinHandle<()>,
+    writer: AbortOnDropHandle<()>,
 }
 
 impl Outbox {
     /// Spawns the writer task over the socket's sending half.
-    pub fn spawn(mut sink: SplitSink<WebSocket, Message>) -> Self {
+    pub fn spawn<S>(mut sink: S) -> Self
+    where
+        S: Sink<Message> + Unpin + Send + 'static,
+    {
         let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
         let queued_partials = Arc::new(AtomicUsize::new(0));
         let counter = queued_partials.clone();
@@ -43,8 +53,13 @@ impl Outbox {
                         if partial {
                             counter.fetch_sub(1, Ordering::Relaxed);
                         }
-                        if sink.send(Message::Text(text.into())).await.is_err() {
-                            break; // the client is gone; nothing more to deliver
+                        let sent = tokio::time::timeout(
+                            WRITE_TIMEOUT,
+                            sink.send(Message::Text(text.into())),
+                        )
+                        .await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            break; // the client is gone or stopped reading
                         }
                     }
                     Out::Close { code, reason } => {
@@ -52,17 +67,21 @@ impl Outbox {
                             code,
                             reason: reason.into(),
                         };
-                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        let _ = tokio::time::timeout(
+                            WRITE_TIMEOUT,
+                            sink.send(Message::Close(Some(frame))),
+                        )
+                        .await;
                         break;
                     }
                 }
             }
-            let _ = sink.close().await;
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
         });
         Self {
             tx,
             queued_partials,
-            writer,
+            writer: AbortOnDropHandle::new(writer),
         }
     }
 
@@ -86,13 +105,84 @@ impl Outbox {
         });
     }
 
-    /// Queues the close frame and waits (bounded) until everything queued was written.
-    pub async fn close(self, code: u16, reason: &str) {
+    /// Queues the close frame and waits (bounded) until everything queued was written;
+    /// past [`CLOSE_TIMEOUT`] the writer is stopped.
+    pub async fn close(mut self, code: u16, reason: &str) {
         let _ = self.tx.send(Out::Close {
             code,
             reason: reason.chars().take(120).collect(),
         });
-        drop(self.tx);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.writer).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut self.writer).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A client that never reads: every write waits forever. `alive` is shared with the
+    /// test, so a strong count of 1 means the writer task (which owns the sink) is gone.
+    struct Stuck {
+        _alive: Arc<()>,
+    }
+
+    impl Sink<Message> for Stuck {
+        type Error = std::io::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+        fn start_send(self: Pin<&mut Self>, _: Message) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+    }
+
+    fn stuck_outbox() -> (Outbox, Arc<()>) {
+        let alive = Arc::new(());
+        let out = Outbox::spawn(Stuck {
+            _alive: alive.clone(),
+        });
+        out.send(&ServerMessage::error("x", "a frame the client never reads"));
+        (out, alive)
+    }
+
+    async fn writer_gone(alive: &Arc<()>) -> bool {
+        for _ in 0..100 {
+            if Arc::strong_count(alive) == 1 {
+                return true;
+            }
+            tokio::task::yield_now().await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn the_writer_ends_with_the_outbox_even_if_the_client_never_reads() {
+        let (out, alive) = stuck_outbox();
+        tokio::task::yield_now().await;
+        assert!(
+            !writer_gone(&alive).await,
+            "the writer is blocked on the client"
+        );
+        drop(out);
+        assert!(
+            writer_gone(&alive).await,
+            "the writer outlived its connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_stops_a_writer_that_cannot_finish() {
+        let (out, alive) = stuck_outbox();
+        out.close(1000, "bye").await;
+        assert!(writer_gone(&alive).await, "the writer outlived close()");
     }
 }

@@ -2,7 +2,8 @@
 //! entries older than `EARSHOT_EVENT_RETENTION` (the `MAXLEN ~` cap is applied on every
 //! `XADD` by the store). Stream ids start with their creation time in ms, so the cut-off
 //! id is simply `<now - retention>-0`. Every event stream is trimmed (one per
-//! partition on a cluster).
+//! partition on a cluster). The same tick prunes expired sessions from the tenant
+//! indexes, so an index does not keep every session a tenant ever had.
 
 use std::time::Duration;
 
@@ -31,8 +32,20 @@ pub async fn trim_once(
     Ok(removed)
 }
 
-/// Runs `trim_once` every `interval` until shutdown; failures are logged and retried
-/// at the next tick.
+/// Removes expired sessions from the tenant indexes once; returns how many.
+pub async fn prune_once(store: &DynStore) -> Result<u64, earshot_store::StoreError> {
+    let removed = store.prune_expired().await?;
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "retention: pruned expired sessions from tenant indexes"
+        );
+    }
+    Ok(removed)
+}
+
+/// Runs `trim_once` and `prune_once` every `interval` until shutdown; failures are
+/// logged and retried at the next tick.
 pub async fn run(
     store: DynStore,
     retention: Duration,
@@ -42,6 +55,9 @@ pub async fn run(
     loop {
         if let Err(e) = trim_once(&store, retention).await {
             tracing::warn!(error = %e, "retention trim failed; will retry");
+        }
+        if let Err(e) = prune_once(&store).await {
+            tracing::warn!(error = %e, "tenant index pruning failed; will retry");
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -7,9 +7,9 @@ use std::time::Duration;
 use earshot_core::config::StoreConfig;
 use earshot_store::DynStore;
 
-use crate::auth::Tenants;
 use crate::hub::EventHub;
 use crate::speech::SpeechStatus;
+use crate::tenants::Tenants;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,6 +70,8 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
+    /// Session rules shared by every route that writes sessions.
+    pub sessions: crate::service::SessionService,
     pub tenants: Arc<Tenants>,
     pub hub: EventHub,
     pub config: Arc<ServerConfig>,

@@ -60,10 +60,18 @@ pub enum CreateOutcome {
 pub enum AppendOutcome {
     /// Stored and published; `seq` is 0-based and gap-free per session.
     Appended { seq: u64, event_id: StreamId },
+    /// The idempotency key was used before with the same segment: this is a retry of
+    /// an append that was applied. Nothing was written; `seq` is the first answer.
+    Repeated { seq: u64 },
+    /// The idempotency key was used before with a different segment; nothing written.
+    KeyReused,
     /// No such session for this tenant.
     NotFound,
     /// The session is completed; nothing was written.
     Completed,
+    /// The session holds `max_session_segments` segments or `max_session_bytes` of
+    /// text, and this segment would pass the limit; nothing was written.
+    Full,
 }
 
 /// Result of `complete_session`.
@@ -114,7 +122,8 @@ impl StreamEntry {
     }
 }
 
-/// An entry handed out by `autoclaim`, with how many times it has been delivered.
+/// An entry handed out by `autoclaim` or `read_own_pending`, with how many times it has
+/// been delivered (this hand-out included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedEntry {
     pub entry: StreamEntry,
@@ -216,6 +225,23 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         id: &str,
         segment: &NewSegment,
+    ) -> StoreResult<AppendOutcome> {
+        self.append_segment_once(tenant, id, segment, None).await
+    }
+
+    /// `append_segment` with an idempotency key: the first append with `key` is stored
+    /// together with the key (in the same atomic write, kept for the session TTL); a
+    /// later one with the same key and segment answers [`AppendOutcome::Repeated`] with
+    /// the first `seq`, with a different segment [`AppendOutcome::KeyReused`]. Either
+    /// way nothing is stored or published twice, so a call that timed out but was
+    /// applied can be retried safely. The key is checked before the session's status,
+    /// so a retry still gets its first answer after the session was completed.
+    async fn append_segment_once(
+        &self,
+        tenant: &str,
+        id: &str,
+        segment: &NewSegment,
+        key: Option<&str>,
     ) -> StoreResult<AppendOutcome>;
 
     /// Marks the session completed and publishes `transcript_completed`, once; repeats
@@ -226,6 +252,11 @@ pub trait Store: Send + Sync + 'static {
     /// The transcript (chunks joined by one space) and segments, if the session exists
     /// and belongs to `tenant`. Completed sessions are served from the cache entry.
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>>;
+
+    /// Removes the tenant-index entries of sessions that expired, so an index does not
+    /// grow with every session a tenant ever had when nobody lists it. The server runs
+    /// it periodically; returns how many entries were removed.
+    async fn prune_expired(&self) -> StoreResult<u64>;
 
     /// Deletes every key of the session and publishes `session_deleted`. False if there
     /// was no such session for this tenant.
@@ -284,14 +315,30 @@ pub trait Store: Send + Sync + 'static {
         block: Duration,
     ) -> StoreResult<Vec<StreamEntry>>;
 
-    /// The consumer's own pending entries (`XREADGROUP ... 0`), for a restarted worker.
+    /// Up to `count` of the consumer's own pending entries with ids above `after`
+    /// (`XREADGROUP ... <after>`), each with its delivery count, which this read
+    /// increments as Redis does. An entry trimmed from the stream while pending comes
+    /// with no fields, so the caller can acknowledge it.
     async fn read_own_pending(
         &self,
         stream: &str,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
-    ) -> StoreResult<Vec<StreamEntry>>;
+    ) -> StoreResult<Vec<ClaimedEntry>>;
+
+    /// Hands entries this consumer read but never attempted back to the group: idle
+    /// long enough for the next reclaim by any consumer, with the delivery count each
+    /// had before that read (`XCLAIM ... IDLE RETRYCOUNT JUSTID`). A pair is (id, the
+    /// count to restore); ids no longer pending for `consumer` are left alone.
+    async fn release(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(StreamId, u64)],
+    ) -> StoreResult<()>;
 
     /// `XACK`; returns how many were acknowledged.
     async fn ack(&self, stream: &str, group: &str, ids: &[StreamId]) -> StoreResult<u64>;

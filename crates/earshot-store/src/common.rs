@@ -1,6 +1,8 @@
 //! Small pieces both backends must agree on exactly.
 
 use earshot_core::config::StoreConfig;
+use earshot_core::{NewSegment, Segment};
+use sha2::{Digest, Sha256};
 
 use crate::api::{LockToken, StreamEntry};
 
@@ -43,4 +45,10 @@ pub(crate) fn ttl_ms(d: std::time::Duration) -> u64 {
 /// The session TTL in ms.
 pub(crate) fn session_ttl_ms(config: &StoreConfig) -> u64 {
     ttl_ms(config.session_ttl)
+}
+
+/// What an idempotency key is checked against: a hash of the segment's canonical JSON,
+/// so a retry with the same key but another text or other times is told apart.
+pub(crate) fn segment_fingerprint(segment: &NewSegment) -> String {
+    hex::encode(Sha256::digest(Segment::json_tail(segment).as_bytes()))
 }

@@ -149,3 +149,39 @@ async fn redis_wait_acknowledges_only_replicated_writes() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("1 of 2 replicas"), "{err}");
 }
+
+/// Retention's index pruning finds the per-partition tenant indexes on every primary
+/// (each partition's `SCAN` goes to the node holding it) and removes only the entries
+/// whose session is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_leave_every_partitions_tenant_index() {
+    let h = Harness::new(Kind::Cluster).await;
+    create(&h.store, "pruned", "kept").await;
+    let index_of = |id: &str| format!("{{p{}}}:tenant:pruned:sessions", partition_of(id, 16));
+    // Entries that started long ago: 40 whose session expired, spread over the
+    // partitions, and one kept alive by writes since.
+    let gone: Vec<String> = (0..40).map(|i| format!("gone-{i}")).collect();
+    for id in &gone {
+        cli(&["ZADD", &index_of(id), "1000", id]);
+    }
+    cli(&["ZADD", &index_of("kept"), "1000", "kept"]);
+    let partitions: BTreeSet<u32> = gone.iter().map(|id| partition_of(id, 16)).collect();
+    assert!(partitions.len() > 8, "{partitions:?}");
+    assert_eq!(h.store.prune_expired().await.unwrap(), 40);
+    for id in &gone {
+        assert_eq!(
+            cli(&["ZSCORE", &index_of(id), id]),
+            "",
+            "{id} left in its index"
+        );
+    }
+    assert_eq!(cli(&["ZSCORE", &index_of("kept"), "kept"]), "1000");
+    let page = h
+        .store
+        .list_sessions("pruned", 10, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert_eq!(h.store.prune_expired().await.unwrap(), 0);
+}

@@ -270,7 +270,8 @@ async fn complete_is_idempotent_under_concurrency(kind: Kind) {
         done[0].kind,
         EventKind::TranscriptCompleted {
             transcript: "one two".into(),
-            segment_count: 2
+            segment_count: 2,
+            transcript_truncated: false,
         }
     );
     // A later repeat is the same and publishes nothing.
@@ -854,17 +855,22 @@ async fn pending_entries_and_ack(kind: Kind) {
         .unwrap();
     assert_eq!(got.len(), 3);
     // A restarted worker sees its own unacknowledged entries, not others'.
-    let mine = h.store.read_own_pending("s", "g", "c1", 10).await.unwrap();
+    let mine = h
+        .store
+        .read_own_pending("s", "g", "c1", StreamId::ZERO, 10)
+        .await
+        .unwrap();
+    let mine: Vec<StreamEntry> = mine.into_iter().map(|c| c.entry).collect();
     assert_eq!(mine, got);
     assert!(h
         .store
-        .read_own_pending("s", "g", "c2", 10)
+        .read_own_pending("s", "g", "c2", StreamId::ZERO, 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         h.store
-            .read_own_pending("s", "g", "c1", 2)
+            .read_own_pending("s", "g", "c1", StreamId::ZERO, 2)
             .await
             .unwrap()
             .len(),
@@ -878,8 +884,15 @@ async fn pending_entries_and_ack(kind: Kind) {
         2
     );
     assert_eq!(h.store.ack("s", "g", &[got[0].id]).await.unwrap(), 0);
-    let mine = h.store.read_own_pending("s", "g", "c1", 10).await.unwrap();
-    assert_eq!(mine.iter().map(|e| e.id).collect::<Vec<_>>(), [got[2].id]);
+    let mine = h
+        .store
+        .read_own_pending("s", "g", "c1", StreamId::ZERO, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter().map(|c| c.entry.id).collect::<Vec<_>>(),
+        [got[2].id]
+    );
     assert_eq!(h.store.groups("s").await.unwrap()[0].pending, 1);
     assert_eq!(h.store.ack("s", "nogroup", &[got[2].id]).await.unwrap(), 0);
 }
@@ -951,13 +964,13 @@ async fn autoclaim_transfers_idle_entries(kind: Kind) {
     // Ownership moved.
     assert!(h
         .store
-        .read_own_pending("s", "g", "dead", 10)
+        .read_own_pending("s", "g", "dead", StreamId::ZERO, 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         h.store
-            .read_own_pending("s", "g", "alive", 10)
+            .read_own_pending("s", "g", "alive", StreamId::ZERO, 10)
             .await
             .unwrap()
             .len(),
@@ -1062,7 +1075,7 @@ async fn group_calls_on_missing_group_fail_with_no_group(kind: Kind) {
         assert_eq!(e.kind(), "no_group");
         let e = h
             .store
-            .read_own_pending(stream, "nog", "c", 1)
+            .read_own_pending(stream, "nog", "c", StreamId::ZERO, 1)
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::NoGroup(_)), "{e:?}");
@@ -1168,7 +1181,7 @@ async fn dead_letter_moves_and_acks(kind: Kind) {
     assert_eq!(h.store.groups(&stream).await.unwrap()[0].pending, 0);
     assert!(h
         .store
-        .read_own_pending(&stream, "g", "c", 10)
+        .read_own_pending(&stream, "g", "c", StreamId::ZERO, 10)
         .await
         .unwrap()
         .is_empty());
@@ -1270,7 +1283,7 @@ async fn events_carry_the_documented_fields(kind: Kind) {
         &["language"],
         &["seq", "text", "start_ms", "end_ms"],
         &["seq", "text", "start_ms", "end_ms"],
-        &["transcript", "segment_count"],
+        &["transcript", "segment_count", "transcript_truncated"],
         &[],
     ];
     assert_eq!(raw.len(), 5);
@@ -1290,6 +1303,7 @@ async fn events_carry_the_documented_fields(kind: Kind) {
     assert_eq!(raw[2].field("start_ms"), Some(""));
     assert_eq!(raw[3].field("transcript"), Some("hi there"));
     assert_eq!(raw[3].field("segment_count"), Some("2"));
+    assert_eq!(raw[3].field("transcript_truncated"), Some("false"));
     assert_eq!(raw[4].field("event_type"), Some("session_deleted"));
     // The JSON form has typed numbers.
     assert_eq!(raw[1].to_json()["seq"], 0);

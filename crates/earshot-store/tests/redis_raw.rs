@@ -93,6 +93,7 @@ async fn keys_types_ttls_and_values_match_the_data_model() {
         ("started_at".into(), s.started_at.clone()),
         ("status".into(), "active".into()),
         ("tenant_id".into(), "acme".into()),
+        ("text_bytes".into(), "18".into()),
     ];
     assert_eq!(hash, want);
 
@@ -228,7 +229,11 @@ async fn every_event_type_has_the_documented_raw_fields() {
             ),
             with(
                 "transcript_completed",
-                &[("transcript", "hi"), ("segment_count", "1")]
+                &[
+                    ("transcript", "hi"),
+                    ("segment_count", "1"),
+                    ("transcript_truncated", "false")
+                ]
             ),
             base("session_deleted"),
         ]

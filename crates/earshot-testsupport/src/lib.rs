@@ -13,4 +13,4 @@ pub mod speech;
 pub mod spoken;
 
 pub use redis_cluster::RedisCluster;
-pub use redis_server::{RedisServer, RedisServerBuilder};
+pub use redis_server::{free_port, RedisServer, RedisServerBuilder};

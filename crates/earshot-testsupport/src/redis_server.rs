@@ -267,8 +267,9 @@ pub(crate) fn find_binary() -> PathBuf {
     );
 }
 
-/// A port the kernel just handed out; redis binds it right after.
-fn free_port() -> u16 {
+/// A port the kernel just handed out, for a test process (redis, `earshot serve`) to bind
+/// right after.
+pub fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

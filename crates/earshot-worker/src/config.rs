@@ -18,8 +18,8 @@ pub struct WorkerConfig {
     pub stream: String,
     /// The consumer group; several workers in one group share the load.
     pub group: String,
-    /// This consumer's name, unique within the group and stable across restarts (a
-    /// restarted worker first re-processes what it had pending under this name).
+    /// This consumer's name, unique within the group (see `default_consumer`). A worker
+    /// started under a name that has pending entries delivers those first.
     pub consumer: String,
     /// Where a group created by this worker starts: every retained entry, or only new ones.
     pub start: GroupStart,
@@ -82,16 +82,23 @@ impl WorkerConfig {
         }
     }
 
-    /// A default consumer name that survives restarts on the same host: `$HOSTNAME`,
-    /// else `/etc/hostname`, else `earshot-worker`. (Where host names change on every
-    /// restart, as in most container schedulers, the reclaim scan recovers the entries.)
+    /// A default consumer name unique to this process: `<host>-<pid>-<random>`. Two
+    /// processes under one name would each take the other's pending entries for their
+    /// own lost reads and deliver them at the same time; a restarted process's leftovers
+    /// are reclaimed by the group (`--claim-idle`). The host comes from `$HOSTNAME`, else
+    /// `/etc/hostname`, else `earshot-worker`.
     pub fn default_consumer() -> String {
-        std::env::var("HOSTNAME")
+        let host = std::env::var("HOSTNAME")
             .ok()
             .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "earshot-worker".to_owned())
+            .unwrap_or_else(|| "earshot-worker".to_owned());
+        format!(
+            "{host}-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
     }
 
     /// The effective reclaim interval.

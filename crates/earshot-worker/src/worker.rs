@@ -5,7 +5,7 @@
 //! flushed it, so a crash between delivery and `XACK` redelivers it (consumers
 //! deduplicate on the stream id). A worker holds at most one batch at a time.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use earshot_core::StreamId;
@@ -36,6 +36,10 @@ pub struct Worker {
     store_backoff: Backoff,
     sink_backoff: Backoff,
     claim_cursor: StreamId,
+    /// Set when a read or claim failed in a way that may have left entries pending under
+    /// this consumer's name without this worker seeing them (the command ran, its reply
+    /// was lost); cleared by walking the own PEL.
+    own_pending_unknown: bool,
     /// Cancelled `grace` after shutdown was requested: whatever is still running then is
     /// abandoned (and stays pending).
     hard_stop: CancellationToken,
@@ -54,6 +58,7 @@ impl Worker {
             stats: StatsHandle::default(),
             last_errors: BTreeMap::new(),
             claim_cursor: StreamId::ZERO,
+            own_pending_unknown: false,
             hard_stop: CancellationToken::new(),
         })
     }
@@ -110,6 +115,10 @@ impl Worker {
         // Reclaim first: a peer may have died with entries pending before we started.
         let mut next_claim = Instant::now();
         while !shutdown.is_cancelled() {
+            if self.own_pending_unknown {
+                self.recover_own_pending(shutdown).await;
+                continue;
+            }
             if Instant::now() >= next_claim {
                 self.reclaim(shutdown).await;
                 next_claim = Instant::now() + claim_every;
@@ -145,7 +154,10 @@ impl Worker {
                     tracing::warn!(group = %self.cfg.group, "consumer group vanished; re-creating it");
                     self.ensure_group(shutdown).await;
                 }
-                Err(e) => self.store_failed("read_group", &e, shutdown).await,
+                Err(e) => {
+                    self.own_pending_unknown = true;
+                    self.store_failed("read_group", &e, shutdown).await;
+                }
             }
         }
     }
@@ -171,11 +183,17 @@ impl Worker {
         false
     }
 
-    /// After a restart under the same consumer name: deliver what this consumer had
-    /// read but not acknowledged. Stops when a read brings nothing new (entries that fail
-    /// again stay pending and come back through the reclaim scan).
+    /// Delivers what is pending under this consumer's own name although this worker holds
+    /// no batch: after a restart under the same name, and after a read or claim whose
+    /// reply was lost (Redis moved the entries to this consumer, the answer never came
+    /// back). Walks the whole own PEL once; entries that fail again stay pending and come
+    /// back through the reclaim scan.
+    ///
+    /// One entry per read: a re-read counts as a delivery (Redis increments the entry's
+    /// count), so reading a batch would charge an attempt to every entry behind one that
+    /// then hangs or crashes the worker.
     async fn recover_own_pending(&mut self, shutdown: &CancellationToken) {
-        let mut seen = HashSet::new();
+        let mut after = StreamId::ZERO;
         while !shutdown.is_cancelled() {
             let read = tokio::select! {
                 biased;
@@ -184,27 +202,28 @@ impl Worker {
                     &self.cfg.stream,
                     &self.cfg.group,
                     &self.cfg.consumer,
-                    self.cfg.batch,
+                    after,
+                    1,
                 ) => r,
             };
             match read {
                 Ok(entries) => {
                     self.store_backoff.reset();
-                    let fresh: Vec<_> = entries
-                        .into_iter()
-                        .filter(|e| seen.insert(e.id))
-                        .map(|e| (e, 1))
-                        .collect();
-                    if fresh.is_empty() {
+                    let Some(last) = entries.last() else {
+                        self.own_pending_unknown = false;
                         return;
-                    }
-                    tracing::info!(n = fresh.len(), "re-delivering own pending entries");
-                    // The store does not report their delivery count here; 1 is a lower
-                    // bound. Entries that keep failing are counted by the reclaim scan.
-                    self.process(fresh, shutdown).await;
+                    };
+                    after = last.entry.id;
+                    tracing::info!(id = %after, "delivering an entry pending under this consumer's name");
+                    let batch = entries
+                        .into_iter()
+                        .map(|c| (c.entry, c.delivery_count))
+                        .collect();
+                    self.process(batch, shutdown).await;
                 }
                 Err(StoreError::NoGroup(_)) => {
                     self.ensure_group(shutdown).await;
+                    self.own_pending_unknown = false;
                     return;
                 }
                 Err(e) => self.store_failed("read_own_pending", &e, shutdown).await,
@@ -255,6 +274,7 @@ impl Worker {
                     return;
                 }
                 Err(e) => {
+                    self.own_pending_unknown = true;
                     self.store_failed("autoclaim", &e, shutdown).await;
                     return;
                 }
@@ -271,8 +291,13 @@ impl Worker {
         let horizon = self.cfg.min_idle * 3 / 4;
         let mut delivered = Vec::new();
         let mut to_ack = Vec::new();
-        for (entry, count) in batch {
+        // Entries never attempted (shutdown, or the batch took too long) go back to the
+        // group with the delivery their read counted taken off again.
+        let mut unattempted = Vec::new();
+        let mut batch = batch.into_iter();
+        for (entry, count) in batch.by_ref() {
             if shutdown.is_cancelled() {
+                unattempted.push((entry.id, count));
                 break;
             }
             if read_at.elapsed() >= horizon {
@@ -280,6 +305,7 @@ impl Worker {
                     group = %self.cfg.group,
                     "batch held longer than 3/4 of --claim-idle; leaving the rest to reclaim (raise --claim-idle or lower --batch)"
                 );
+                unattempted.push((entry.id, count));
                 break;
             }
             if entry.fields.is_empty() {
@@ -366,6 +392,38 @@ impl Worker {
         }
         if !to_ack.is_empty() {
             self.ack(&to_ack).await;
+        }
+        unattempted.extend(batch.map(|(e, count)| (e.id, count)));
+        if !unattempted.is_empty() {
+            self.release(&unattempted).await;
+        }
+    }
+
+    /// Hands never-attempted entries back (see `Store::release`): a reclaim then takes
+    /// them at once, without using up one of their `--max-deliveries`. If this fails,
+    /// they stay pending here and the reclaim scan still finds them, one count higher.
+    async fn release(&mut self, entries: &[(StreamId, u64)]) {
+        let restore: Vec<(StreamId, u64)> = entries
+            .iter()
+            .map(|(id, count)| (*id, count.saturating_sub(1)))
+            .collect();
+        match self
+            .store
+            .release(
+                &self.cfg.stream,
+                &self.cfg.group,
+                &self.cfg.consumer,
+                &restore,
+            )
+            .await
+        {
+            Ok(()) => tracing::info!(
+                n = restore.len(),
+                "handed unattempted entries back to the group"
+            ),
+            Err(e) => {
+                self.note_store_error("release", &e);
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use earshot_core::{Event, EventKind};
-use earshot_testsupport::RedisServer;
+use earshot_testsupport::{free_port, RedisServer};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -33,14 +33,6 @@ const KEY: &str = "faults-key-0001";
 // ---------------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child `earshot` process; stdout and stderr go to files (a pipe nobody reads would
 /// eventually block it), shown when an assertion about it fails. Killed on drop.

@@ -2,6 +2,8 @@
 //! errors), apart from how it runs whisper.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::text::join_segments;
@@ -127,9 +129,12 @@ pub enum EngineError {
     /// whisper.cpp failed while decoding.
     #[error("whisper decode failed: {0}")]
     Decode(String),
-    /// The decode ran past its [`DecodeOptions::time_budget`] and was given up.
+    /// The decode spent its [`DecodeOptions::time_budget`] and was given up.
     #[error("decode gave up after its time budget")]
     OverBudget,
+    /// The caller set [`DecodeOptions::cancel`]: the result was no longer wanted.
+    #[error("decode cancelled")]
+    Cancelled,
     /// The decode task died (panic in a blocking thread, runtime shutting down).
     #[error("decode task failed: {0}")]
     Task(String),
@@ -166,9 +171,14 @@ pub struct DecodeOptions {
     /// Context of the redo of a decode that looped (`None`: the full 30 s). Streams use a
     /// smaller one: a full-context decode costs several of theirs.
     pub retry_ctx: Option<AudioCtx>,
-    /// Give the decode up (an error) once it has run this long: what one decode may cost,
-    /// whatever the audio.
+    /// Give the decode (and its redo) up once its thread has spent this much CPU time:
+    /// what one decode may cost, whatever the audio. CPU time, not wall time, so that a busy
+    /// machine does not change what a decode returns.
     pub time_budget: Option<Duration>,
+    /// Set by the caller once the result is no longer wanted (a partial made stale by a
+    /// commit): whisper stops at its next check and the slot and the core go to work that
+    /// still matters, instead of finishing a decode nobody will read.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// The result of one decode.

@@ -29,11 +29,13 @@
 
 mod collect;
 mod config;
+mod stop;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use stop::Stop;
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
@@ -179,9 +181,9 @@ impl Engine {
                 .frames_for(padded.len())
         };
         let t0 = Instant::now();
-        // One deadline for the decode and its retry: the budget bounds the whole call.
-        let deadline = opts.time_budget.map(|b| t0 + b);
-        let mut run = self.run_whisper(&padded, opts, audio_ctx, audio_ms as i64, deadline)?;
+        // One budget for the decode and its retry: it bounds the whole call.
+        let stop = Stop::new(opts.time_budget, opts.cancel.clone());
+        let mut run = self.run_whisper(&padded, opts, audio_ctx, audio_ms as i64, &stop)?;
         out.audio_ctx = audio_ctx;
         // A shortened context sometimes sends tiny.en into a loop (a segment that runs into
         // the token cap, or one our repetition check drops). Whisper was trained on 30 s
@@ -200,7 +202,7 @@ impl Engine {
                 "degenerate output with a short audio_ctx; retrying with a larger context"
             );
             metrics::counter!("earshot_asr_full_context_retries_total").increment(1);
-            match self.run_whisper(&padded, opts, retry_ctx, audio_ms as i64, deadline) {
+            match self.run_whisper(&padded, opts, retry_ctx, audio_ms as i64, &stop) {
                 Ok(r) => {
                     run = r;
                     out.retried_wider_ctx = true;
@@ -226,7 +228,7 @@ impl Engine {
         opts: &DecodeOptions,
         audio_ctx: usize,
         audio_ms: i64,
-        deadline: Option<Instant>,
+        stop: &Stop,
     ) -> Result<Run, EngineError> {
         let strategy = if self.cfg.beam_size > 1 {
             SamplingStrategy::BeamSearch {
@@ -278,18 +280,20 @@ impl Engine {
         unsafe {
             params.set_filter_logits_callback(Some(crate::loop_guard::cut_loops));
         }
-        // Lives until `full` returns, which is as long as whisper.cpp may call back with it.
-        if let Some(d) = &deadline {
-            // SAFETY: `past_deadline` reads the `Instant` behind the pointer, which outlives
-            // the `full` call below; it touches nothing of whisper's.
+        if stop.is_armed() {
+            // SAFETY: `should_stop` reads the `Stop` behind the pointer, which the caller
+            // keeps alive past the `full` call below; it touches nothing of whisper's.
             unsafe {
-                params.set_abort_callback(Some(past_deadline));
-                params.set_abort_callback_user_data(d as *const Instant as *mut std::ffi::c_void);
+                params.set_abort_callback(Some(stop::should_stop));
+                params.set_abort_callback_user_data(stop as *const Stop as *mut std::ffi::c_void);
             }
         }
         let mut state = self.take_state()?;
         if let Err(e) = state.full(params, padded) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if stop.cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            if stop.over_budget() {
                 metrics::counter!("earshot_asr_decodes_over_budget_total").increment(1);
                 return Err(EngineError::OverBudget);
             }
@@ -306,13 +310,4 @@ impl Engine {
             ..run
         })
     }
-}
-
-/// whisper.cpp's abort callback: true once the decode's deadline has passed.
-///
-/// # Safety
-/// `user_data` points to a live `Instant`.
-unsafe extern "C" fn past_deadline(user_data: *mut std::ffi::c_void) -> bool {
-    let deadline = &*(user_data as *const Instant);
-    Instant::now() >= *deadline
 }

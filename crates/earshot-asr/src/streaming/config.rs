@@ -22,16 +22,16 @@ pub struct StreamConfig {
     pub first_decode_ms: u64,
     /// A partial decode that finds no free slot within this long is given up.
     pub partial_max_wait_ms: u64,
-    /// A decode running longer than this (ms) of wall time is given up: a commit then keeps
-    /// what the previous decode saw, a partial is skipped. The work of one decode is bounded
+    /// A decode that spends more than this (ms) of CPU time is given up: a commit then keeps
+    /// what the first pass saw, a partial is skipped. The work of one decode is bounded
     /// anyway (one pass over at most the window plus its margin, a token cap, one redo at a
-    /// 15 s context: about 2 s of one core for tiny.en); this is the safety net for a
-    /// machine far busier than its slots assume. It is generous because giving up changes
-    /// what becomes final, and finals should depend on the audio only.
+    /// 15 s context: about 2 s of one core for tiny.en); this is the guard against audio
+    /// that defeats those bounds. It counts CPU time, not wall time, so that finals depend
+    /// on the audio only, never on how busy the machine is.
     pub decode_budget_ms: u64,
     /// Hard cap of the decoded window (ms); every decode's cost grows with the window. Speech
     /// that fills it without a pause is committed up to `stable_margin_ms` before its end,
-    /// and the window is cut to half.
+    /// and the window is cut to at most three quarters of it.
     pub max_window_ms: u64,
     /// Audio kept before the detected speech start (ms).
     pub preroll_ms: u64,

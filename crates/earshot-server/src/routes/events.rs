@@ -1,7 +1,11 @@
 //! `GET /v1/events`: Server-Sent Events of the caller's tenant, from every event stream
 //! (every partition on a cluster). `Last-Event-ID` or `?since=` resumes after that
 //! event (the id format is `EventCursor`'s): missed entries are read from the store
-//! first, then the live feed continues without gaps or repeats.
+//! first, then the live feed continues without gaps or repeats. Where that is no
+//! longer possible (the entries after the resume point, or after where a slow
+//! subscriber fell behind, were trimmed from a stream) the client gets an explicit
+//! `gap` event instead of a silent skip. The feed ends at server shutdown, so open
+//! subscriptions never hold it up; clients reconnect with `Last-Event-ID`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -12,8 +16,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use earshot_store::DynStore;
-use futures::stream::{self, Stream};
+use earshot_core::StreamId;
+use earshot_store::{DynStore, StoreError};
+use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -55,6 +60,8 @@ pub fn resume_point(
 
 /// Page size of catch-up reads.
 const CATCH_UP_PAGE: usize = 256;
+/// The SSE event type of the missed-events signal.
+pub const GAP_EVENT: &str = "gap";
 
 struct Feed {
     store: DynStore,
@@ -66,6 +73,9 @@ struct Feed {
     cursor: EventCursor,
     /// True while re-reading the store (at start with a resume point, or after lag).
     catching_up: bool,
+    /// True until the start of a catch-up checked that the streams still hold what
+    /// follows `cursor`.
+    check_gap: bool,
     /// Events to send, each with its SSE id (the cursor right after it).
     ready: VecDeque<(Arc<HubEntry>, String)>,
     done: bool,
@@ -111,27 +121,76 @@ impl Feed {
             if self.done {
                 return None;
             }
+            if self.catching_up && self.check_gap {
+                self.check_gap = false;
+                match self.trimmed_past_cursor().await {
+                    Ok(Some(oldest)) => return Some(self.gap(oldest)),
+                    Ok(None) => {}
+                    Err(e) => return Some(self.store_failed(&e)),
+                }
+            }
             if self.catching_up {
                 match self.catch_up().await {
                     Ok(more) => self.catching_up = more,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sse catch-up failed; closing so the client resumes");
-                        self.done = true;
-                        return Some(
-                            SseEvent::default()
-                                .event("error")
-                                .data(r#"{"code":"store_unavailable","message":"reconnect with Last-Event-ID"}"#),
-                        );
-                    }
+                    Err(e) => return Some(self.store_failed(&e)),
                 }
                 continue;
             }
             match self.rx.recv().await {
                 Ok(entry) => self.take(entry),
-                Err(RecvError::Lagged(_)) => self.catching_up = true,
+                Err(RecvError::Lagged(_)) => {
+                    self.catching_up = true;
+                    self.check_gap = true;
+                }
                 Err(RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// The first partition whose oldest entry still stored is newer than the cursor's
+    /// position in it, with that entry: everything between them was trimmed before this
+    /// subscriber got it (or nothing was there, when the position itself was the last
+    /// entry trimmed: the store cannot tell these apart, so the signal errs on the side
+    /// of saying so).
+    async fn trimmed_past_cursor(&self) -> Result<Option<(usize, StreamId)>, StoreError> {
+        for (p, stream) in self.streams.iter().enumerate() {
+            let at = self.cursor.get(p);
+            if at == StreamId::ZERO {
+                continue; // "from the beginning": whatever is retained is everything
+            }
+            let oldest = self.store.read_stream(stream, StreamId::ZERO, 1).await?;
+            if let Some(oldest) = oldest.first().map(|e| e.id).filter(|o| *o > at) {
+                return Ok(Some((p, oldest)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `gap` event: `after` is the last id the client had, `resumes_at` the oldest
+    /// entry still stored (of `partition`, on a cluster). Its `id:` is `after`, so a
+    /// reconnect does not skip further.
+    fn gap(&self, (partition, oldest): (usize, StreamId)) -> SseEvent {
+        tracing::info!(after = %self.cursor, partition, resumes_at = %oldest, "sse subscriber missed trimmed events");
+        let mut data = serde_json::json!({
+            "after": self.cursor.to_string(),
+            "resumes_at": oldest.to_string(),
+            "message": "events after `after` and before `resumes_at` were trimmed from the stream before they could be sent; some may be missing",
+        });
+        if self.streams.len() > 1 {
+            data["partition"] = partition.into();
+        }
+        SseEvent::default()
+            .id(self.cursor.to_string())
+            .event(GAP_EVENT)
+            .data(data.to_string())
+    }
+
+    fn store_failed(&mut self, e: &StoreError) -> SseEvent {
+        tracing::warn!(error = %e, "sse catch-up failed; closing so the client resumes");
+        self.done = true;
+        SseEvent::default()
+            .event("error")
+            .data(r#"{"code":"store_unavailable","message":"reconnect with Last-Event-ID"}"#)
     }
 }
 
@@ -147,6 +206,7 @@ pub async fn events(
     let resume = resume_point(&headers, q.since.as_deref(), streams.len())?;
     // Subscribe before reading the store, so nothing published in between is missed.
     let rx = state.hub.subscribe();
+    let check_gap = resume.is_some();
     let cursor = match resume {
         Some(c) => c,
         None => {
@@ -164,10 +224,11 @@ pub async fn events(
         streams,
         cursor,
         catching_up: true,
+        check_gap,
         ready: VecDeque::new(),
         done: false,
     };
-    let stream = sse_stream(feed);
+    let stream = sse_stream(feed).take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

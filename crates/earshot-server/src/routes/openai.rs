@@ -3,6 +3,7 @@
 //! completed session (its segments and events flow like any other session's); the
 //! session id is returned in the `X-Earshot-Session-Id` header.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Multipart, State};
@@ -11,12 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use earshot_asr::batch::BatchOptions;
 use earshot_core::format::{to_srt, to_vtt};
-use earshot_core::{NewSegment, NewSession, Segment, SessionId};
-use earshot_store::{AppendOutcome, CompleteOutcome, CreateOutcome};
 use serde_json::json;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
+use crate::service::segment_from_asr;
 use crate::state::AppState;
 
 /// `response_format` values OpenAI defines for Whisper.
@@ -174,44 +174,37 @@ pub async fn transcriptions(
             )
         })?;
 
-    let session_id = record_session(
-        &state,
-        &tenant,
-        &language,
-        &upload.filename,
-        upload.model.as_deref(),
-        &segments,
-    )
-    .await?;
-    let stored: Vec<Segment> = segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Segment {
-            seq: i as u64,
-            text: s.text.trim().to_owned(),
-            start_ms: Some(s.start_ms),
-            end_ms: Some(s.end_ms),
-        })
-        .collect();
-    let text = earshot_core::Transcript::join_chunks(
-        &stored.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(),
-    );
+    let recorded = state
+        .sessions
+        .record_upload(
+            &tenant,
+            &language,
+            upload_metadata(&upload.filename, upload.model.as_deref()),
+            &segments,
+        )
+        .await?;
+    let text = recorded.text();
+    let stored = &recorded.segments;
     let mut resp = match upload.format {
         ResponseFormat::Json => Json(json!({"text": text})).into_response(),
         ResponseFormat::Text => plain("text/plain; charset=utf-8", text),
-        ResponseFormat::Srt => plain("application/x-subrip; charset=utf-8", to_srt(&stored)),
-        ResponseFormat::Vtt => plain("text/vtt; charset=utf-8", to_vtt(&stored)),
+        ResponseFormat::Srt => plain("application/x-subrip; charset=utf-8", to_srt(stored)),
+        ResponseFormat::Vtt => plain("text/vtt; charset=utf-8", to_vtt(stored)),
         ResponseFormat::VerboseJson => {
-            let segs: Vec<_> = segments
+            // The recognised segments that were stored, in order, beside their stored form.
+            let kept = segments
                 .iter()
-                .enumerate()
-                .map(|(i, s)| {
+                .filter(|s| segment_from_asr(&s.text, s.start_ms, s.end_ms).is_some());
+            let segs: Vec<_> = stored
+                .iter()
+                .zip(kept)
+                .map(|(st, s)| {
                     json!({
-                        "id": i,
+                        "id": st.seq,
                         "seek": 0,
                         "start": s.start_ms as f64 / 1000.0,
                         "end": s.end_ms as f64 / 1000.0,
-                        "text": s.text.trim(),
+                        "text": st.text,
                         "tokens": [],
                         "temperature": 0.0,
                         "avg_logprob": s.avg_logprob,
@@ -230,7 +223,7 @@ pub async fn transcriptions(
             .into_response()
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&session_id) {
+    if let Ok(v) = HeaderValue::from_str(recorded.session_id.as_str()) {
         resp.headers_mut().insert("x-earshot-session-id", v);
     }
     Ok(resp)
@@ -248,72 +241,14 @@ fn language_name(tag: &str) -> &str {
     }
 }
 
-/// Stores the result as a completed session: create, append every segment, complete.
-async fn record_session(
-    state: &AppState,
-    tenant: &earshot_core::TenantId,
-    language: &str,
-    filename: &Option<String>,
-    model: Option<&str>,
-    segments: &[earshot_asr::Segment],
-) -> ApiResult<String> {
-    let id = SessionId::random();
-    let mut metadata =
-        std::collections::BTreeMap::from([("source".to_owned(), "upload".to_owned())]);
+/// What an upload's session records about where it came from.
+fn upload_metadata(filename: &Option<String>, model: Option<&str>) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([("source".to_owned(), "upload".to_owned())]);
     if let Some(f) = filename {
         metadata.insert("filename".to_owned(), f.clone());
     }
     if let Some(m) = model {
         metadata.insert("model".to_owned(), crate::error::truncate(m, 64));
     }
-    let created = state
-        .store
-        .create_session(NewSession {
-            session_id: id.clone(),
-            tenant_id: tenant.clone(),
-            language: language.to_owned(),
-            metadata,
-        })
-        .await?;
-    if created == CreateOutcome::AlreadyExists {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "session id collision",
-        ));
-    }
-    for s in segments {
-        let text = s.text.trim();
-        if text.is_empty() {
-            continue;
-        }
-        let seg = NewSegment {
-            text: text.to_owned(),
-            start_ms: Some(s.start_ms),
-            end_ms: Some(s.end_ms),
-        };
-        match state
-            .store
-            .append_segment(tenant.as_str(), id.as_str(), &seg)
-            .await?
-        {
-            AppendOutcome::Appended { .. } => {}
-            other => {
-                tracing::warn!(?other, "upload session changed while recording");
-                break;
-            }
-        }
-    }
-    match state
-        .store
-        .complete_session(tenant.as_str(), id.as_str())
-        .await?
-    {
-        CompleteOutcome::Completed { .. } => Ok(id.as_str().to_owned()),
-        CompleteOutcome::NotFound => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "session vanished while recording",
-        )),
-    }
+    metadata
 }

@@ -1,20 +1,23 @@
 //! `/v1/sessions…`: create, read, list, append segments, complete, transcript, delete.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use earshot_core::format::{to_srt, to_vtt, TranscriptFormat};
 use earshot_core::{NewSession, Session};
-use earshot_store::{AppendOutcome, CompleteOutcome, CreateOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Tenant;
 use crate::body::{JsonBody, OptionalJson};
 use crate::error::{ApiError, ApiResult};
+use crate::service::IdempotencyKey;
 use crate::state::AppState;
 use crate::validate::{path_session_id, CreateSessionBody, ListQuery, SegmentBody};
+
+/// The request header that makes an append safe to retry.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// `POST /v1/sessions` → 201 session, 409 if the id exists.
 pub async fn create(
@@ -23,23 +26,16 @@ pub async fn create(
     OptionalJson(body): OptionalJson<CreateSessionBody>,
 ) -> ApiResult<Response> {
     let req = body.unwrap_or_default().validate()?;
-    let id = req.session_id.clone();
-    let outcome = state
-        .store
-        .create_session(NewSession {
+    let session = state
+        .sessions
+        .create(NewSession {
             session_id: req.session_id,
             tenant_id: tenant,
             language: req.language,
             metadata: req.metadata,
         })
         .await?;
-    match outcome {
-        CreateOutcome::Created(session) => Ok((StatusCode::CREATED, Json(session)).into_response()),
-        CreateOutcome::AlreadyExists => Err(ApiError::conflict(
-            "session_exists",
-            format!("session {:?} already exists", id.as_str()),
-        )),
-    }
+    Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
 /// `GET /v1/sessions/{id}`.
@@ -77,26 +73,28 @@ pub async fn list(
     ))
 }
 
-/// `POST /v1/sessions/{id}/segments` → 201 `{"seq": n}`.
+/// `POST /v1/sessions/{id}/segments` → 201 `{"seq": n}`. With `Idempotency-Key`, a
+/// repeat answers the first `seq` and stores nothing; the same key with another segment
+/// is 422 `idempotency_key_reused`.
 pub async fn append_segment(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(raw_id): Path<String>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<SegmentBody>,
 ) -> ApiResult<Response> {
     let id = path_session_id(&raw_id)?;
     let segment = body.validate()?;
-    match state
-        .store
-        .append_segment(tenant.as_str(), id.as_str(), &segment)
-        .await?
-    {
-        AppendOutcome::Appended { seq, .. } => {
-            Ok((StatusCode::CREATED, Json(json!({"seq": seq}))).into_response())
-        }
-        AppendOutcome::NotFound => Err(ApiError::session_not_found(id.as_str())),
-        AppendOutcome::Completed => Err(ApiError::session_completed()),
-    }
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or_default()))
+        .transpose()?;
+    let seq = state
+        .sessions
+        .append(tenant.as_str(), id.as_str(), &segment, key.as_ref())
+        .await
+        .map_err(|e| e.into_api(id.as_str()))?;
+    Ok((StatusCode::CREATED, Json(json!({"seq": seq}))).into_response())
 }
 
 /// `POST /v1/sessions/{id}/complete` → 200 session with `transcript`; idempotent.
@@ -106,20 +104,13 @@ pub async fn complete(
     Path(raw_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = path_session_id(&raw_id)?;
-    match state
-        .store
-        .complete_session(tenant.as_str(), id.as_str())
-        .await?
-    {
-        CompleteOutcome::Completed {
-            session,
-            transcript,
-            ..
-        } => Ok(Json(crate::views::session_with_transcript(
-            &session, transcript,
-        ))),
-        CompleteOutcome::NotFound => Err(ApiError::session_not_found(id.as_str())),
-    }
+    let (session, transcript) = state
+        .sessions
+        .complete(tenant.as_str(), id.as_str())
+        .await?;
+    Ok(Json(crate::views::session_with_transcript(
+        &session, transcript,
+    )))
 }
 
 /// `?format=` of the transcript route.

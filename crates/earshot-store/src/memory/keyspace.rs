@@ -18,6 +18,10 @@ pub(super) struct SessionRec {
     /// Tenant-index score: start time in ms.
     pub score: u64,
     pub segments: Vec<Segment>,
+    /// Bytes of segment text, for the session size limit.
+    pub text_bytes: u64,
+    /// `session:<id>:idempotency`: key → (first seq, body fingerprint).
+    pub idempotency: HashMap<String, (u64, String)>,
     pub expires: Instant,
 }
 
@@ -174,6 +178,12 @@ impl Keyspace {
         self.sessions.len()
     }
 
+    /// Entries in all tenant indexes (expired sessions leave them as they expire).
+    #[cfg(test)]
+    pub fn indexed(&self) -> usize {
+        self.tenants.values().map(BTreeSet::len).sum()
+    }
+
     /// Rough payload size, for `stats()`.
     pub fn approx_bytes(&self) -> u64 {
         let sessions: u64 = self
@@ -185,6 +195,10 @@ impl Keyspace {
                     .iter()
                     .map(|s| 2 * s.text.len() as u64 + 96)
                     .sum::<u64>()
+                    + r.idempotency
+                        .keys()
+                        .map(|k| k.len() as u64 + 112)
+                        .sum::<u64>()
                     + r.session
                         .metadata
                         .iter()

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use earshot_core::keys::{Keys, EVENT_STREAM};
+use earshot_core::event::completed_transcript;
+use earshot_core::keys::{Keys, EVENT_STREAM, STREAM_LOCK};
 use earshot_core::time::format_rfc3339;
 use earshot_core::{
     config::StoreConfig, Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus,
@@ -27,7 +28,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::api::*;
-use crate::common::{clamp_limit, dead_letter_fields, dead_letter_stream, new_lock_token};
+use crate::common::{
+    clamp_limit, dead_letter_fields, dead_letter_stream, new_lock_token, segment_fingerprint,
+};
 use crate::cursor::Position;
 use crate::metrics;
 
@@ -218,9 +221,11 @@ impl Store for MemoryStore {
                 session: session.clone(),
                 score: started.timestamp_millis().max(0) as u64,
                 segments: Vec::new(),
+                text_bytes: 0,
+                idempotency: HashMap::new(),
                 expires: self.session_deadline(now),
             });
-            st.publish(&event, self.config.stream_maxlen);
+            st.publish(&event, self.config.maxlen());
             Ok(CreateOutcome::Created(session))
         })
     }
@@ -271,21 +276,40 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn append_segment(
+    async fn append_segment_once(
         &self,
         tenant: &str,
         id: &str,
         segment: &NewSegment,
+        key: Option<&str>,
     ) -> StoreResult<AppendOutcome> {
+        let fingerprint = segment_fingerprint(segment);
         self.run("append_segment", |st, now| {
             let Some(rec) = st.keys.session_of_mut(tenant, id) else {
                 return Ok(AppendOutcome::NotFound);
             };
+            if let Some((seq, seen)) = key.and_then(|k| rec.idempotency.get(k)) {
+                return Ok(if *seen == fingerprint {
+                    AppendOutcome::Repeated { seq: *seq }
+                } else {
+                    AppendOutcome::KeyReused
+                });
+            }
             if rec.session.status == SessionStatus::Completed {
                 return Ok(AppendOutcome::Completed);
             }
+            let bytes = rec.text_bytes + segment.text.len() as u64;
+            if rec.session.segment_count >= self.config.max_session_segments
+                || bytes > self.config.max_session_bytes
+            {
+                return Ok(AppendOutcome::Full);
+            }
             let seq = rec.session.segment_count;
             rec.session.segment_count += 1;
+            rec.text_bytes = bytes;
+            if let Some(k) = key {
+                rec.idempotency.insert(k.to_owned(), (seq, fingerprint));
+            }
             rec.segments.push(Segment {
                 seq,
                 text: segment.text.clone(),
@@ -302,7 +326,7 @@ impl Store for MemoryStore {
                 },
             );
             st.keys.touch_session(id, self.session_deadline(now));
-            let event_id = st.publish(&event, self.config.stream_maxlen);
+            let event_id = st.publish(&event, self.config.maxlen());
             Ok(AppendOutcome::Appended { seq, event_id })
         })
     }
@@ -334,18 +358,25 @@ impl Store for MemoryStore {
             rec.session.completed_at = Some(earshot_core::time::now_rfc3339());
             let session = rec.session.clone();
             let transcript = rec.transcript();
+            let texts: Vec<&str> = transcript
+                .segments
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect();
+            let (text, truncated) = completed_transcript(&texts);
             let event = self.session_event(
                 &session,
                 EventKind::TranscriptCompleted {
-                    transcript: transcript.text.clone(),
+                    transcript: text,
                     segment_count: session.segment_count,
+                    transcript_truncated: truncated,
                 },
             );
             st.keys.touch_session(id, self.session_deadline(now));
             let text = transcript.text.clone();
             st.keys
                 .put_cache(id, transcript, now + self.config.cache_ttl);
-            st.publish(&event, self.config.stream_maxlen);
+            st.publish(&event, self.config.maxlen());
             Ok(CompleteOutcome::Completed {
                 session,
                 transcript: text,
@@ -372,6 +403,12 @@ impl Store for MemoryStore {
         })
     }
 
+    /// Expired sessions leave their tenant index the moment they expire (every call
+    /// drops due keys first), so there is never anything left over to prune.
+    async fn prune_expired(&self) -> StoreResult<u64> {
+        self.run("prune_expired", |_, _| Ok(0))
+    }
+
     async fn delete_session(&self, tenant: &str, id: &str) -> StoreResult<bool> {
         self.run("delete_session", |st, _| {
             let Some(rec) = st.keys.session_of(tenant, id) else {
@@ -379,7 +416,8 @@ impl Store for MemoryStore {
             };
             let event = self.session_event(&rec.session, EventKind::SessionDeleted);
             st.keys.drop_session(id);
-            st.publish(&event, self.config.stream_maxlen);
+            st.keys.drop_lock(&self.keys.lock(id, STREAM_LOCK));
+            st.publish(&event, self.config.maxlen());
             Ok(true)
         })
     }
@@ -431,7 +469,7 @@ impl Store for MemoryStore {
 
     async fn add_entry(&self, stream: &str, fields: &[(String, String)]) -> StoreResult<StreamId> {
         self.run("add_entry", |st, _| {
-            Ok(st.add(stream, fields.into(), self.config.stream_maxlen))
+            Ok(st.add(stream, fields.into(), self.config.maxlen()))
         })
     }
 
@@ -490,12 +528,28 @@ impl Store for MemoryStore {
         stream: &str,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
-    ) -> StoreResult<Vec<StreamEntry>> {
+    ) -> StoreResult<Vec<ClaimedEntry>> {
         self.run("read_own_pending", |st, now| {
             let s = st.group_stream(stream, group)?;
-            s.read_own_pending(group, consumer, count, now)
+            s.read_own_pending(group, consumer, after, count, now)
                 .ok_or_else(|| StoreError::NoGroup(group.to_owned()))
+        })
+    }
+
+    async fn release(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(StreamId, u64)],
+    ) -> StoreResult<()> {
+        self.run("release", |st, _| {
+            if let Some(s) = st.streams.get_mut(stream) {
+                s.release(group, consumer, entries);
+            }
+            Ok(())
         })
     }
 
@@ -536,7 +590,7 @@ impl Store for MemoryStore {
         let dead = dead_letter_stream(stream);
         let fields = dead_letter_fields(group, entry, reason, delivery_count);
         self.run("dead_letter", |st, _| {
-            let id = st.add(&dead, fields.into(), self.config.stream_maxlen);
+            let id = st.add(&dead, fields.into(), self.config.maxlen());
             if let Some(s) = st.streams.get_mut(stream) {
                 s.ack(group, &[entry.id]);
             }
@@ -673,5 +727,10 @@ mod tests {
         assert_eq!(store.session_count(), 0);
         let st = store.state.lock();
         assert_eq!(st.keys.approx_bytes(), 0, "indexes and caches emptied too");
+        assert_eq!(
+            st.keys.indexed(),
+            0,
+            "tenant indexes pruned as sessions expire"
+        );
     }
 }

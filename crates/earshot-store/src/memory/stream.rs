@@ -18,7 +18,8 @@ pub(super) type Fields = Arc<[(String, String)]>;
 struct Pending {
     consumer: String,
     delivery_count: u64,
-    delivered_at: Instant,
+    /// `None` once released: idle longer than any `min_idle`.
+    delivered_at: Option<Instant>,
 }
 
 /// A consumer group: its read position and its pending-entries list.
@@ -156,7 +157,7 @@ impl Stream {
                 Pending {
                     consumer: consumer.to_owned(),
                     delivery_count: 1,
-                    delivered_at: now,
+                    delivered_at: Some(now),
                 },
             );
             out.push(entry(*id, f));
@@ -164,29 +165,60 @@ impl Stream {
         Some(out)
     }
 
-    /// `XREADGROUP ... 0`: the consumer's own pending entries (trimmed ones skipped);
-    /// like Redis, re-reading counts as a delivery.
+    /// `XREADGROUP ... <after>`: the consumer's own pending entries above `after`. Like
+    /// Redis, re-reading counts as a delivery, and a trimmed entry comes back with no
+    /// fields (and no new count).
     pub fn read_own_pending(
         &mut self,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
         now: Instant,
-    ) -> Option<Vec<StreamEntry>> {
+    ) -> Option<Vec<ClaimedEntry>> {
         let g = self.groups.get_mut(group)?;
         g.consumers.entry(consumer.to_owned()).or_default();
         let mut out = Vec::new();
-        for (id, p) in g.pel.iter_mut().filter(|(_, p)| p.consumer == consumer) {
-            if out.len() >= count {
-                break;
-            }
-            if let Some(f) = self.entries.get(id) {
-                p.delivery_count += 1;
-                p.delivered_at = now;
-                out.push(entry(*id, f));
-            }
+        if after == StreamId::MAX {
+            return Some(out);
+        }
+        for (id, p) in g
+            .pel
+            .range_mut(after.successor()..)
+            .filter(|(_, p)| p.consumer == consumer)
+            .take(count)
+        {
+            let entry = match self.entries.get(id) {
+                Some(f) => {
+                    p.delivery_count += 1;
+                    p.delivered_at = Some(now);
+                    entry(*id, f)
+                }
+                None => StreamEntry {
+                    id: *id,
+                    fields: Vec::new(),
+                },
+            };
+            out.push(ClaimedEntry {
+                entry,
+                delivery_count: p.delivery_count,
+            });
         }
         Some(out)
+    }
+
+    /// Gives the consumer's pending `entries` back: idle for any reclaim, delivery count
+    /// set to the given one. Ids pending for someone else, or not at all, are skipped.
+    pub fn release(&mut self, group: &str, consumer: &str, entries: &[(StreamId, u64)]) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        for (id, count) in entries {
+            if let Some(p) = g.pel.get_mut(id).filter(|p| p.consumer == consumer) {
+                p.delivery_count = *count;
+                p.delivered_at = None;
+            }
+        }
     }
 
     /// `XACK`; ids not pending are ignored. A missing group acknowledges nothing.
@@ -228,12 +260,14 @@ impl Stream {
             let Some(p) = g.pel.get_mut(&id) else {
                 continue;
             };
-            if now.saturating_duration_since(p.delivered_at) < min_idle {
+            if p.delivered_at
+                .is_some_and(|at| now.saturating_duration_since(at) < min_idle)
+            {
                 continue;
             }
             p.consumer = consumer.to_owned();
             p.delivery_count += 1;
-            p.delivered_at = now;
+            p.delivered_at = Some(now);
             let delivery_count = p.delivery_count;
             g.consumers.entry(consumer.to_owned()).or_default();
             out.claimed.push(ClaimedEntry {

@@ -11,6 +11,10 @@ use super::{reply, scripts, RedisStore};
 use crate::api::*;
 use crate::common::{dead_letter_fields, dead_letter_stream};
 
+/// The idle time a released entry gets: longer than any sensible `--claim-idle`, and
+/// still a time after 1970 (Redis replaces an `IDLE` before the epoch with "now").
+const RELEASED_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl RedisStore {
     pub(super) async fn create_group_impl(
         &self,
@@ -82,24 +86,78 @@ impl RedisStore {
         stream: &str,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
-    ) -> StoreResult<Vec<StreamEntry>> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(group)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count.max(1))
-            .arg("STREAMS")
-            .arg(stream)
-            .arg("0");
+    ) -> StoreResult<Vec<ClaimedEntry>> {
+        let stream = stream.to_owned();
+        let args = [
+            group.to_owned(),
+            consumer.to_owned(),
+            count.max(1).to_string(),
+            after.to_string(),
+        ];
         let r = self
             .conns
             .run_group(Some(group), |mut c| async move {
-                cmd.query_async::<Value>(&mut c).await
+                let mut inv = scripts::OWN_PENDING.prepare_invoke();
+                inv.key(&stream);
+                for a in &args {
+                    inv.arg(a);
+                }
+                inv.invoke_async::<Value>(&mut c).await
             })
             .await?;
-        reply::read_reply(r)
+        let mut parts = reply::array(r)?.into_iter();
+        let (Some(entries), Some(counts)) = (parts.next(), parts.next()) else {
+            return Err(StoreError::Protocol("short own-pending reply".into()));
+        };
+        let counts = reply::array(counts)?
+            .into_iter()
+            .map(reply::int)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut out = Vec::new();
+        for (i, item) in reply::array(entries)?.into_iter().enumerate() {
+            let entry = reply::entry_or_trimmed(item)?;
+            let delivery_count = counts.get(i).copied().unwrap_or(0).max(0) as u64;
+            out.push(ClaimedEntry {
+                entry,
+                delivery_count,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn release_impl(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(StreamId, u64)],
+    ) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let stream = stream.to_owned();
+        let mut args = vec![
+            group.to_owned(),
+            consumer.to_owned(),
+            RELEASED_IDLE.as_millis().to_string(),
+        ];
+        for (id, count) in entries {
+            args.push(id.to_string());
+            args.push(count.to_string());
+        }
+        self.conns
+            .run_group(Some(group), |mut c| async move {
+                let mut inv = scripts::RELEASE.prepare_invoke();
+                inv.key(&stream);
+                for a in &args {
+                    inv.arg(a);
+                }
+                inv.invoke_async::<Value>(&mut c).await
+            })
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn ack_impl(

@@ -10,12 +10,14 @@
 mod cluster;
 mod conn;
 mod groups;
+mod index;
 mod reply;
 mod scripts;
 mod sessions;
 mod stats;
 mod streams;
 mod target;
+mod transcripts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +90,7 @@ impl RedisStore {
     }
 
     fn maxlen(&self) -> u64 {
-        self.config.stream_maxlen.max(1)
+        self.config.maxlen()
     }
 
     /// With `EARSHOT_REDIS_WAIT=n`, waits until `n` replicas have the writes sent so
@@ -176,15 +178,16 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn append_segment(
+    async fn append_segment_once(
         &self,
         tenant: &str,
         id: &str,
         segment: &NewSegment,
+        key: Option<&str>,
     ) -> StoreResult<AppendOutcome> {
         let r = timed(
             "append_segment",
-            self.append_segment_impl(tenant, id, segment),
+            self.append_segment_impl(tenant, id, segment, key),
         )
         .await?;
         if matches!(r, AppendOutcome::Appended { .. }) {
@@ -203,6 +206,10 @@ impl Store for RedisStore {
 
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>> {
         timed("transcript", self.transcript_impl(tenant, id)).await
+    }
+
+    async fn prune_expired(&self) -> StoreResult<u64> {
+        timed("prune_expired", self.prune_expired_impl()).await
     }
 
     async fn delete_session(&self, tenant: &str, id: &str) -> StoreResult<bool> {
@@ -281,11 +288,26 @@ impl Store for RedisStore {
         stream: &str,
         group: &str,
         consumer: &str,
+        after: StreamId,
         count: usize,
-    ) -> StoreResult<Vec<StreamEntry>> {
+    ) -> StoreResult<Vec<ClaimedEntry>> {
         timed(
             "read_own_pending",
-            self.read_own_pending_impl(stream, group, consumer, count),
+            self.read_own_pending_impl(stream, group, consumer, after, count),
+        )
+        .await
+    }
+
+    async fn release(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        entries: &[(StreamId, u64)],
+    ) -> StoreResult<()> {
+        timed(
+            "release",
+            self.release_impl(stream, group, consumer, entries),
         )
         .await
     }

@@ -103,6 +103,20 @@ pub(super) fn entry(v: Value) -> StoreResult<Option<StreamEntry>> {
     }
 }
 
+/// An entry of a consumer's own PEL: one trimmed from the stream comes with no fields.
+pub(super) fn entry_or_trimmed(v: Value) -> StoreResult<StreamEntry> {
+    let mut parts = array(v)?.into_iter();
+    let Some(id) = parts.next() else {
+        return Err(StoreError::Protocol("empty stream entry".into()));
+    };
+    let id = stream_id(id)?;
+    let fields = match parts.next() {
+        None | Some(Value::Nil) => Vec::new(),
+        Some(f) => pairs(f)?,
+    };
+    Ok(StreamEntry { id, fields })
+}
+
 /// A list of entries (XRANGE, one stream of XREAD), trimmed ones skipped.
 pub(super) fn entries(v: Value) -> StoreResult<Vec<StreamEntry>> {
     let mut out = Vec::new();

@@ -1,37 +1,21 @@
-//! Session calls: create, get, list, append, complete, transcript, delete.
-
-use std::collections::BTreeMap;
+//! Session writes and reads by id: create, get, append, delete. Listing is in
+//! `index`, transcripts and completion in `transcripts`.
 
 use chrono::Utc;
+use earshot_core::keys::STREAM_LOCK;
 use earshot_core::time::{format_rfc3339, now_rfc3339};
-use earshot_core::{
-    Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus, Transcript,
-};
+use earshot_core::{Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus};
 use redis::Value;
 
 use super::{reply, scripts, RedisStore};
 use crate::api::*;
-use crate::common::{clamp_limit, session_ttl_ms, ttl_ms};
-use crate::cursor::Position;
+use crate::common::{segment_fingerprint, session_ttl_ms};
 
-/// Deletes tenant-index entries whose session is gone (or now another tenant's),
-/// checking each again inside the script so a session re-created meanwhile stays.
-/// KEYS: tenant index, metadata keys. ARGV: tenant, session ids (same order).
-static PRUNE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-local removed = 0
-for i = 2, #KEYS do
-  if redis.call('HGET', KEYS[i], 'tenant_id') ~= ARGV[1] then
-    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
-  end
-end
-return removed
-"#,
-    )
-});
-
-fn event_fields(session_id: &str, tenant: &str, kind: EventKind) -> Vec<(&'static str, String)> {
+pub(super) fn event_fields(
+    session_id: &str,
+    tenant: &str,
+    kind: EventKind,
+) -> Vec<(&'static str, String)> {
     Event {
         session_id: session_id.to_owned(),
         tenant_id: tenant.to_owned(),
@@ -41,14 +25,7 @@ fn event_fields(session_id: &str, tenant: &str, kind: EventKind) -> Vec<(&'stati
     .to_fields()
 }
 
-/// `{"session_id":"<id>","text":` — the start of the cached transcript JSON, which the
-/// scripts complete with the text and the stored segment JSONs.
-fn cache_prefix(id: &str) -> String {
-    let id = serde_json::Value::from(id).to_string();
-    format!("{{\"session_id\":{id},\"text\":")
-}
-
-fn session_from(id: &str, hash: Value) -> StoreResult<Option<Session>> {
+pub(super) fn session_from(id: &str, hash: Value) -> StoreResult<Option<Session>> {
     let pairs = reply::pairs(hash)?;
     Ok(Session::from_hash(
         id,
@@ -56,7 +33,7 @@ fn session_from(id: &str, hash: Value) -> StoreResult<Option<Session>> {
     ))
 }
 
-fn parse_segment(json: &str) -> StoreResult<Segment> {
+pub(super) fn parse_segment(json: &str) -> StoreResult<Segment> {
     serde_json::from_str(json)
         .map_err(|e| StoreError::Protocol(format!("bad segment JSON {json:?}: {e}")))
 }
@@ -91,6 +68,7 @@ impl RedisStore {
             k.cached_transcript(&id),
             k.tenant_sessions(&session.tenant_id, &id),
             k.event_stream(&id),
+            k.idempotency(&id),
         ];
         let ttl = session_ttl_ms(&self.config);
         let maxlen = self.maxlen();
@@ -140,214 +118,12 @@ impl RedisStore {
         Ok(session_from(id, hash)?.filter(|s| s.tenant_id == tenant))
     }
 
-    /// Up to `n` entries strictly after `pos` (newest first, ties by id descending) of
-    /// all the tenant's indexes merged: one on standalone, one per partition on a
-    /// cluster (read concurrently).
-    async fn indexes_after(
-        &self,
-        tenant: &str,
-        pos: Option<&Position>,
-        n: usize,
-    ) -> StoreResult<Vec<(u64, String)>> {
-        let indexes = self.keys.tenant_indexes(tenant);
-        let parts = futures::future::try_join_all(
-            indexes
-                .iter()
-                .map(|(_, index)| self.index_after(index, pos, n)),
-        )
-        .await?;
-        let mut all: Vec<(u64, String)> = parts.into_iter().flatten().collect();
-        if indexes.len() > 1 {
-            all.sort_unstable_by(|a, b| b.cmp(a));
-            all.truncate(n);
-        }
-        Ok(all)
-    }
-
-    /// Up to `n` index entries strictly after `pos` (newest first): the ones tied on
-    /// `pos.score` with a smaller id, then lower scores.
-    async fn index_after(
-        &self,
-        index: &str,
-        pos: Option<&Position>,
-        n: usize,
-    ) -> StoreResult<Vec<(u64, String)>> {
-        let mut p = redis::pipe();
-        match pos {
-            None => {
-                p.cmd("ZRANGE").arg(index).arg("+inf").arg("-inf");
-            }
-            Some(pos) => {
-                p.cmd("ZRANGE")
-                    .arg(index)
-                    .arg(pos.score)
-                    .arg(pos.score)
-                    .arg("BYSCORE")
-                    .arg("REV");
-                p.cmd("ZRANGE")
-                    .arg(index)
-                    .arg(format!("({}", pos.score))
-                    .arg("-inf");
-            }
-        }
-        p.arg("BYSCORE")
-            .arg("REV")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(n)
-            .arg("WITHSCORES");
-        let replies = self
-            .conns
-            .run(|mut c| async move { p.query_async::<Vec<Value>>(&mut c).await })
-            .await?;
-        let mut out = Vec::with_capacity(n);
-        let mut replies = replies.into_iter();
-        if let Some(pos) = pos {
-            let ties = replies.next().map(reply::strings).transpose()?;
-            for id in ties.unwrap_or_default() {
-                if id.as_str() < pos.id.as_str() && out.len() < n {
-                    out.push((pos.score, id));
-                }
-            }
-        }
-        if let Some(scored) = replies.next() {
-            for (id, score) in reply::pairs(scored)? {
-                if out.len() >= n {
-                    break;
-                }
-                let score = score
-                    .parse::<f64>()
-                    .map_err(|_| StoreError::Protocol(format!("bad index score {score:?}")))?;
-                out.push((score.max(0.0) as u64, id));
-            }
-        }
-        Ok(out)
-    }
-
-    pub(super) async fn list_sessions_impl(
-        &self,
-        tenant: &str,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> StoreResult<Result<SessionPage, BadCursor>> {
-        let mut from = match cursor.map(Position::decode).transpose() {
-            Ok(p) => p,
-            Err(bad) => return Ok(Err(bad)),
-        };
-        let limit = clamp_limit(limit);
-        let mut live: Vec<(u64, Session)> = Vec::new();
-        loop {
-            let want = limit + 1 - live.len();
-            let batch = self.indexes_after(tenant, from.as_ref(), want).await?;
-            let exhausted = batch.len() < want;
-            if batch.is_empty() {
-                break;
-            }
-            let meta: Vec<String> = batch.iter().map(|(_, id)| self.keys.metadata(id)).collect();
-            let hashes = self.hashes(&batch, &meta).await?;
-            let mut stale = Vec::new();
-            for (i, ((score, id), hash)) in batch.iter().zip(hashes).enumerate() {
-                match session_from(id, hash)? {
-                    Some(s) if s.tenant_id == tenant => live.push((*score, s)),
-                    _ => stale.push(i),
-                }
-            }
-            // One prune per index (a partition's index and its sessions share a slot).
-            let mut by_index: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-            for &i in &stale {
-                let index = self.keys.tenant_sessions(tenant, &batch[i].1);
-                by_index.entry(index).or_default().push(i);
-            }
-            for (index, stale) in by_index {
-                self.prune(&index, tenant, &batch, &meta, &stale).await?;
-            }
-            from = batch.last().map(|(score, id)| Position {
-                score: *score,
-                id: id.clone(),
-            });
-            if live.len() > limit || exhausted {
-                break;
-            }
-        }
-        let more = live.len() > limit;
-        live.truncate(limit);
-        let next_cursor = match (more, live.last()) {
-            (true, Some((score, s))) => Some(
-                Position {
-                    score: *score,
-                    id: s.session_id.clone(),
-                }
-                .encode(),
-            ),
-            _ => None,
-        };
-        Ok(Ok(SessionPage {
-            sessions: live.into_iter().map(|(_, s)| s).collect(),
-            next_cursor,
-        }))
-    }
-
-    /// `HGETALL` of every `meta` key (in order), one pipeline per partition so that no
-    /// pipeline spans slots on a cluster (one pipeline in all on standalone).
-    async fn hashes(&self, batch: &[(u64, String)], meta: &[String]) -> StoreResult<Vec<Value>> {
-        let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, (_, id)) in batch.iter().enumerate() {
-            groups.entry(self.keys.partition(id)).or_default().push(i);
-        }
-        let replies = futures::future::try_join_all(groups.values().map(|idx| {
-            let keys: Vec<String> = idx.iter().map(|&i| meta[i].clone()).collect();
-            self.conns.run(|mut c| async move {
-                let mut p = redis::pipe();
-                for key in &keys {
-                    p.cmd("HGETALL").arg(key);
-                }
-                p.query_async::<Vec<Value>>(&mut c).await
-            })
-        }))
-        .await?;
-        let mut out = vec![Value::Nil; meta.len()];
-        for (idx, values) in groups.values().zip(replies) {
-            for (&i, v) in idx.iter().zip(values) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
-    }
-
-    async fn prune(
-        &self,
-        index: &str,
-        tenant: &str,
-        batch: &[(u64, String)],
-        meta: &[String],
-        stale: &[usize],
-    ) -> StoreResult<()> {
-        let index = index.to_owned();
-        let tenant = tenant.to_owned();
-        let keys: Vec<String> = stale.iter().map(|&i| meta[i].clone()).collect();
-        let ids: Vec<String> = stale.iter().map(|&i| batch[i].1.clone()).collect();
-        self.conns
-            .run(|mut c| async move {
-                let mut inv = PRUNE.prepare_invoke();
-                inv.key(&index);
-                for k in &keys {
-                    inv.key(k);
-                }
-                inv.arg(&tenant);
-                for id in &ids {
-                    inv.arg(id);
-                }
-                inv.invoke_async::<Value>(&mut c).await
-            })
-            .await?;
-        Ok(())
-    }
-
     pub(super) async fn append_segment_impl(
         &self,
         tenant: &str,
         id: &str,
         segment: &NewSegment,
+        key: Option<&str>,
     ) -> StoreResult<AppendOutcome> {
         let k = self.keys;
         let keys = [
@@ -356,81 +132,40 @@ impl RedisStore {
             k.segments(id),
             k.tenant_sessions(tenant, id),
             k.event_stream(id),
+            k.idempotency(id),
         ];
-        let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+        // The event as `Event::to_fields` lays it out; the script fills in the seq.
+        let event = event_fields(
+            id,
+            tenant,
+            EventKind::TranscriptSegment {
+                seq: 0,
+                text: segment.text.clone(),
+                start_ms: segment.start_ms,
+                end_ms: segment.end_ms,
+            },
+        );
+        let seq_slot = event
+            .iter()
+            .position(|(f, _)| *f == "seq")
+            .map(|i| 2 * i + 2)
+            .ok_or_else(|| StoreError::Protocol("segment event without seq".into()))?;
         let args = [
             tenant.to_owned(),
             segment.text.clone(),
             Segment::json_tail(segment),
-            num(segment.start_ms),
-            num(segment.end_ms),
             session_ttl_ms(&self.config).to_string(),
             self.maxlen().to_string(),
-            now_rfc3339(),
-            id.to_owned(),
+            key.unwrap_or_default().to_owned(),
+            segment_fingerprint(segment),
+            self.config.max_session_segments.to_string(),
+            self.config.max_session_bytes.to_string(),
+            seq_slot.to_string(),
         ];
         let r = self
             .conns
             .run(|mut c| async move {
                 let mut inv = scripts::APPEND.prepare_invoke();
-                for key in &keys {
-                    inv.key(key);
-                }
-                for a in &args {
-                    inv.arg(a);
-                }
-                inv.invoke_async::<Value>(&mut c).await
-            })
-            .await?;
-        let mut parts = reply::array(r)?.into_iter();
-        let code = parts.next().map(reply::int).transpose()?;
-        match (code, parts.next(), parts.next()) {
-            (Some(0), _, _) => Ok(AppendOutcome::NotFound),
-            (Some(1), _, _) => Ok(AppendOutcome::Completed),
-            (Some(2), Some(seq), Some(event_id)) => Ok(AppendOutcome::Appended {
-                seq: reply::int(seq)?.max(0) as u64,
-                event_id: reply::stream_id(event_id)?,
-            }),
-            _ => Err(StoreError::Protocol("unexpected append reply".into())),
-        }
-    }
-
-    pub(super) async fn complete_session_impl(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> StoreResult<CompleteOutcome> {
-        let k = self.keys;
-        let keys = [
-            k.metadata(id),
-            k.transcript(id),
-            k.segments(id),
-            k.cached_transcript(id),
-            k.tenant_sessions(tenant, id),
-            k.event_stream(id),
-        ];
-        // The base fields of the event; the script appends transcript and segment_count.
-        let mut event = event_fields(
-            id,
-            tenant,
-            EventKind::TranscriptCompleted {
-                transcript: String::new(),
-                segment_count: 0,
-            },
-        );
-        event.truncate(4);
-        let args = [
-            tenant.to_owned(),
-            now_rfc3339(),
-            session_ttl_ms(&self.config).to_string(),
-            ttl_ms(self.config.cache_ttl).to_string(),
-            self.maxlen().to_string(),
-            cache_prefix(id),
-        ];
-        let r = self
-            .conns
-            .run(|mut c| async move {
-                let mut inv = scripts::COMPLETE.prepare_invoke();
                 for key in &keys {
                     inv.key(key);
                 }
@@ -445,88 +180,18 @@ impl RedisStore {
             .await?;
         let mut parts = reply::array(r)?.into_iter();
         let code = parts.next().map(reply::int).transpose()?;
-        let newly_completed = match code {
-            Some(0) => return Ok(CompleteOutcome::NotFound),
-            Some(1) => false,
-            Some(2) => true,
-            _ => return Err(StoreError::Protocol("unexpected complete reply".into())),
-        };
-        let (Some(hash), Some(text)) = (parts.next(), parts.next()) else {
-            return Err(StoreError::Protocol("short complete reply".into()));
-        };
-        let session = session_from(id, hash)?
-            .ok_or_else(|| StoreError::Protocol("completed session has no metadata".into()))?;
-        Ok(CompleteOutcome::Completed {
-            session,
-            transcript: reply::string(text)?,
-            newly_completed,
-        })
-    }
-
-    pub(super) async fn transcript_impl(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> StoreResult<Option<Transcript>> {
-        let k = self.keys;
-        let keys = [
-            k.metadata(id),
-            k.transcript(id),
-            k.segments(id),
-            k.cached_transcript(id),
-        ];
-        let args = [
-            tenant.to_owned(),
-            cache_prefix(id),
-            ttl_ms(self.config.cache_ttl).to_string(),
-        ];
-        let r = self
-            .conns
-            .run(|mut c| async move {
-                let mut inv = scripts::TRANSCRIPT.prepare_invoke();
-                for key in &keys {
-                    inv.key(key);
-                }
-                for a in &args {
-                    inv.arg(a);
-                }
-                inv.invoke_async::<Value>(&mut c).await
-            })
-            .await?;
-        let mut parts = reply::array(r)?.into_iter();
-        match parts.next().map(reply::int).transpose()? {
-            Some(0) => Ok(None),
-            Some(1) => {
-                let json = parts
-                    .next()
-                    .map(reply::string)
-                    .transpose()?
-                    .unwrap_or_default();
-                serde_json::from_str(&json)
-                    .map(Some)
-                    .map_err(|e| StoreError::Protocol(format!("bad cached transcript: {e}")))
-            }
-            Some(2) => {
-                let chunks = parts
-                    .next()
-                    .map(reply::strings)
-                    .transpose()?
-                    .unwrap_or_default();
-                let segs = parts
-                    .next()
-                    .map(reply::strings)
-                    .transpose()?
-                    .unwrap_or_default();
-                Ok(Some(Transcript {
-                    session_id: id.to_owned(),
-                    text: Transcript::join_chunks(&chunks),
-                    segments: segs
-                        .iter()
-                        .map(|s| parse_segment(s))
-                        .collect::<StoreResult<_>>()?,
-                }))
-            }
-            _ => Err(StoreError::Protocol("unexpected transcript reply".into())),
+        let seq = |v: Value| reply::int(v).map(|n| n.max(0) as u64);
+        match (code, parts.next(), parts.next()) {
+            (Some(0), _, _) => Ok(AppendOutcome::NotFound),
+            (Some(1), _, _) => Ok(AppendOutcome::Completed),
+            (Some(2), Some(n), Some(event_id)) => Ok(AppendOutcome::Appended {
+                seq: seq(n)?,
+                event_id: reply::stream_id(event_id)?,
+            }),
+            (Some(3), Some(n), _) => Ok(AppendOutcome::Repeated { seq: seq(n)? }),
+            (Some(4), _, _) => Ok(AppendOutcome::KeyReused),
+            (Some(5), _, _) => Ok(AppendOutcome::Full),
+            _ => Err(StoreError::Protocol("unexpected append reply".into())),
         }
     }
 
@@ -539,6 +204,8 @@ impl RedisStore {
             k.cached_transcript(id),
             k.tenant_sessions(tenant, id),
             k.event_stream(id),
+            k.idempotency(id),
+            k.lock(id, STREAM_LOCK),
         ];
         let event = event_fields(id, tenant, EventKind::SessionDeleted);
         let args = [tenant.to_owned(), id.to_owned(), self.maxlen().to_string()];

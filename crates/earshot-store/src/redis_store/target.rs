@@ -99,9 +99,15 @@ impl Conn {
     ) -> RedisResult<Value> {
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(replicas).arg(timeout.as_millis() as u64);
+        self.route_by_key(cmd, key).await
+    }
+
+    /// Runs a keyless command (`WAIT`, `SCAN`) on the primary holding `key`'s slot on a
+    /// cluster; on standalone there is only the one server.
+    pub(super) async fn route_by_key(&mut self, cmd: Cmd, key: &str) -> RedisResult<Value> {
         match self {
             Self::Cluster(c) => {
-                let route = Route::with_key(key, SlotAddr::Master);
+                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
                 c.route_command(
                     cmd,
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),

@@ -84,8 +84,9 @@ pub fn payload_line(entry: &StreamEntry) -> String {
     payload(entry).to_string()
 }
 
-/// The `--sink` value, parsed: `stdout`, `jsonl:PATH` or `webhook:URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The `--sink` value, parsed: `stdout`, `jsonl:PATH` or `webhook:URL`. Shown (`Display`,
+/// `Debug`) with the webhook URL cut to its origin: such URLs often carry tokens.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SinkSpec {
     /// One JSON line per event on standard output.
     Stdout,
@@ -170,8 +171,30 @@ impl std::fmt::Display for SinkSpec {
         match self {
             Self::Stdout => f.write_str("stdout"),
             Self::Jsonl(p) => write!(f, "jsonl:{}", p.display()),
-            Self::Webhook(u) => write!(f, "webhook:{u}"),
+            Self::Webhook(u) => write!(f, "webhook:{}", redact_url(u)),
         }
+    }
+}
+
+impl std::fmt::Debug for SinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SinkSpec({self})")
+    }
+}
+
+/// A URL safe to log: scheme, host and port only (`https://hooks.example.com/…`). User
+/// info, path, query and fragment may all hold secrets (`/services/T0/B0/<token>`,
+/// `?token=`), so none of them is shown.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("?");
+            match u.port() {
+                Some(port) => format!("{}://{host}:{port}/…", u.scheme()),
+                None => format!("{}://{host}/…", u.scheme()),
+            }
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
     }
 }
 
@@ -209,6 +232,17 @@ mod tests {
             SinkSpec::parse("jsonl:/a b").map(|s| s.to_string()),
             Ok("jsonl:/a b".to_owned())
         );
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_their_secrets() {
+        let spec =
+            SinkSpec::parse("webhook:https://user:pw-SECRET@hooks.example.com:8443/T0/B0/tok-SECRET?token=q-SECRET#f-SECRET")
+                .unwrap();
+        for shown in [spec.to_string(), format!("{spec:?}")] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains("https://hooks.example.com:8443"), "{shown}");
+        }
     }
 
     #[test]

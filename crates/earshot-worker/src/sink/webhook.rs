@@ -136,9 +136,23 @@ impl WebhookSink {
                 let retry_after = retry_after(&resp);
                 classify(status, retry_after)
             }
-            Err(e) => Attempt::Retry(format!("webhook request failed: {e}"), None),
+            Err(e) => Attempt::Retry(format!("webhook request failed: {}", describe(e)), None),
         }
     }
+}
+
+/// A transport error with its causes, without the URL (which may carry a token): the
+/// message goes to logs and to dead-letter reasons.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
 }
 
 /// Outcome of one HTTP attempt.
@@ -237,6 +251,33 @@ mod tests {
         for s in [301, 400, 401, 403, 404, 410, 422] {
             assert!(matches!(c(s), Attempt::Refused(_)), "{s}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_does_not_reveal_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(); // closed again: connections are refused
+        let opts = WebhookOptions {
+            secret: Some("s".into()),
+            attempts: 1,
+            ..Default::default()
+        };
+        let sink = WebhookSink::new(
+            &format!("http://127.0.0.1:{port}/hook/path-SECRET?token=q-SECRET"),
+            opts,
+        )
+        .unwrap();
+        let entry = StreamEntry {
+            id: earshot_core::StreamId::new(1, 0),
+            fields: vec![("event_type".into(), "session_deleted".into())],
+        };
+        let err = sink.deliver(&entry).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(!err.message().contains("SECRET"), "{err}");
+        assert!(err.message().contains("webhook request failed"), "{err}");
     }
 
     #[test]

@@ -10,9 +10,10 @@ use clap::Args;
 use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
 use earshot_core::config::{parse_duration, StoreConfig};
 use earshot_server::conn::ConnConfig;
-use earshot_server::{auth, Server, ServerConfig, Speech, SpeechStatus, Tenants};
+use earshot_server::{tenants, Server, ServerConfig, Speech, SpeechStatus, Tenants};
 use earshot_store::DynStore;
 use earshot_worker::sink::SinkSpec;
+use earshot_worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::sink_args::DeliveryArgs;
@@ -38,7 +39,7 @@ pub struct ServeArgs {
     /// TTL of every per-session key.
     #[arg(long, env = "EARSHOT_SESSION_TTL", default_value = "86400", value_parser = parse_duration)]
     pub session_ttl: Duration,
-    /// Approximate cap (MAXLEN ~) of the event stream.
+    /// Approximate cap (MAXLEN ~) of the event stream; 0 = no length cap.
     #[arg(long, env = "EARSHOT_STREAM_MAXLEN", default_value_t = 10_000)]
     pub stream_maxlen: u64,
     /// Events older than this are trimmed (XTRIM MINID), checked every minute.
@@ -57,6 +58,12 @@ pub struct ServeArgs {
     /// TTL of cached completed transcripts (clamped to 1-60 min).
     #[arg(long, env = "EARSHOT_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
+    /// Most segments one session holds; appends past it get 409 `session_full`.
+    #[arg(long, env = "EARSHOT_MAX_SESSION_SEGMENTS", default_value_t = earshot_core::config::DEFAULT_MAX_SESSION_SEGMENTS)]
+    pub max_session_segments: u64,
+    /// Most transcript text one session holds, bytes; appends past it get 409 `session_full`.
+    #[arg(long, env = "EARSHOT_MAX_SESSION_BYTES", default_value_t = earshot_core::config::DEFAULT_MAX_SESSION_BYTES)]
+    pub max_session_bytes: u64,
     /// How often store figures (memory, evictions, stream length, consumer-group lag) are
     /// polled into /metrics.
     #[arg(long, env = "EARSHOT_STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
@@ -148,6 +155,8 @@ impl ServeArgs {
             cache_ttl: StoreConfig::clamp_cache_ttl(self.cache_ttl),
             event_partitions: self.event_partitions,
             redis_wait: self.redis_wait,
+            max_session_segments: self.max_session_segments.max(1),
+            max_session_bytes: self.max_session_bytes.max(1),
             ..StoreConfig::default()
         }
     }
@@ -171,7 +180,7 @@ impl ServeArgs {
             Some(raw) => Tenants::parse(raw)?,
             None => Tenants::open(),
         };
-        if tenants.is_open() && !auth::open_access_allowed(&self.listen) {
+        if tenants.is_open() && !tenants::open_access_allowed(&self.listen) {
             bail!(
                 "refusing to listen on {} without EARSHOT_API_KEYS: open access (single tenant \
                  `default`, no auth) is allowed only on a loopback address. Set \
@@ -224,11 +233,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tenants = if tenants.is_open() { "open (default)".to_owned() } else { tenants.tenant_count().to_string() },
         "earshot listening"
     );
-    if !server.wait().await {
+    // The sink workers stop reading at the same signal and finish (within their own
+    // grace period) before the store closes, so what they delivered is acknowledged.
+    let workers = async move {
+        for w in workers {
+            let _ = w.await;
+        }
+    };
+    if !server.wait_also(workers).await {
         tracing::warn!("some requests were cut off by the shutdown grace period");
-    }
-    for w in workers {
-        let _ = w.await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -301,9 +314,12 @@ fn spawn_sinks(
         .enumerate()
         .map(|(i, sink)| {
             let group = format!("earshot-sink-{i}");
-            let cfg = args
-                .delivery
-                .config(&group, "serve", sink.clone(), args.shutdown_grace);
+            let cfg = args.delivery.config(
+                &group,
+                &format!("serve-{}", WorkerConfig::default_consumer()),
+                sink.clone(),
+                args.shutdown_grace,
+            );
             let (store, token) = (store.clone(), shutdown.clone());
             tracing::info!(%group, %sink, "delivering events in-process");
             tokio::spawn(async move {

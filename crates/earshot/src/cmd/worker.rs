@@ -20,7 +20,8 @@ pub struct WorkerArgs {
     /// Consumer group; workers in one group share the events, every group sees all.
     #[arg(long, env = "EARSHOT_WORKER_GROUP")]
     pub group: String,
-    /// This consumer's name, stable across restarts (default: the host name).
+    /// This consumer's name; must be unique in the group (default: host, process id and
+    /// a random suffix, unique per process).
     #[arg(long, env = "EARSHOT_WORKER_CONSUMER")]
     pub consumer: Option<String>,
     /// stdout | jsonl:PATH | webhook:URL

@@ -5,6 +5,8 @@ mod output;
 mod window;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -34,6 +36,18 @@ struct Pending {
     /// `generation` when it started: a commit since then makes its words stale.
     generation: u64,
     handle: JoinHandle<PartialResult>,
+    /// Stops the decode inside whisper (see [`Pending::drop_stale`]).
+    cancel: Arc<AtomicBool>,
+}
+
+impl Pending {
+    /// Give the partial up: a commit made it stale, or the stream ended. Aborting the task
+    /// alone would leave whisper running to the end in its slot, delaying the very commit
+    /// that made it stale.
+    fn drop_stale(self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.handle.abort();
+    }
 }
 
 /// One live stream's transcription state. Push 16 kHz mono samples; decoding goes through the
@@ -88,7 +102,7 @@ impl std::fmt::Debug for StreamingTranscriber {
 impl Drop for StreamingTranscriber {
     fn drop(&mut self) {
         if let Some(p) = self.pending.take() {
-            p.handle.abort();
+            p.drop_stale();
         }
     }
 }
@@ -235,13 +249,18 @@ impl StreamingTranscriber {
             return false;
         }
         self.last_partial_at = self.total;
-        let opts = self.decode_options(Some(self.cfg.audio_ctx), true);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let opts = DecodeOptions {
+            cancel: Some(cancel.clone()),
+            ..self.decode_options(Some(self.cfg.audio_ctx), true)
+        };
         let (sched, samples) = (self.sched.clone(), self.buf.clone());
         let wait = Duration::from_millis(self.cfg.partial_max_wait_ms);
         let handle = tokio::spawn(async move { sched.decode_partial(samples, opts, wait).await });
         self.pending = Some(Pending {
             generation: self.generation,
             handle,
+            cancel,
         });
         true
     }
@@ -331,6 +350,7 @@ impl StreamingTranscriber {
             single_pass: true,
             retry_ctx: Some(RETRY_CTX),
             time_budget: Some(Duration::from_millis(self.cfg.decode_budget_ms)),
+            cancel: None,
         }
     }
 
@@ -346,7 +366,7 @@ impl StreamingTranscriber {
         self.last_commit_at = self.total;
         self.generation += 1;
         if let Some(p) = self.pending.take() {
-            p.handle.abort();
+            p.drop_stale();
             self.stats.partials_dropped += 1;
         }
         let t = self

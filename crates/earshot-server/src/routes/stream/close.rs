@@ -14,6 +14,7 @@ pub enum End {
     BadInput { code: &'static str, message: String },
     SessionCompleted,
     SessionGone,
+    SessionFull,
     LockLost,
     Engine(String),
     Store(String),
@@ -28,6 +29,7 @@ impl End {
                 | End::Store(_)
                 | End::SessionCompleted
                 | End::SessionGone
+                | End::SessionFull
                 | End::LockLost
         )
     }
@@ -83,6 +85,14 @@ impl End {
                 )),
                 1008,
                 "session_completed",
+            ),
+            End::SessionFull => (
+                Some(ServerMessage::error(
+                    "session_full",
+                    "the session holds the most segments or text one session may; continue in a new session",
+                )),
+                1008,
+                "session_full",
             ),
             End::SessionGone => (
                 Some(ServerMessage::error(

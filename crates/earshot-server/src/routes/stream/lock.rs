@@ -1,6 +1,7 @@
 //! The one-live-stream-per-session lock (`lock:session:<id>:stream`): taken before the
 //! upgrade, kept alive by its own task (a long decode must not let it expire under a live
-//! stream), and released however the stream ends.
+//! stream), and released however the stream ends, including an upgrade that never
+//! completes (the stream task then never runs and the lock is only dropped).
 
 use std::time::Duration;
 
@@ -10,15 +11,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 
-/// Lock purpose for the one live stream of a session.
-const PURPOSE: &str = "stream";
+use earshot_core::keys::STREAM_LOCK as PURPOSE;
 
-/// A held stream lock.
+/// A held stream lock; dropping it without [`StreamLock::release`] releases it in the
+/// background.
 pub struct StreamLock {
     store: DynStore,
     session_id: String,
     token: LockToken,
     ttl: Duration,
+    released: bool,
 }
 
 /// The task extending a [`StreamLock`]; aborted when dropped.
@@ -48,6 +50,7 @@ impl StreamLock {
             session_id: session_id.to_owned(),
             token,
             ttl,
+            released: false,
         })
     }
 
@@ -84,13 +87,60 @@ impl StreamLock {
     }
 
     /// Give the lock back.
-    pub async fn release(self) {
-        if let Err(e) = self
-            .store
-            .unlock(&self.session_id, PURPOSE, &self.token)
-            .await
-        {
-            tracing::warn!(error = %e, "could not release the stream lock; it expires by itself");
+    pub async fn release(mut self) {
+        self.released = true;
+        unlock(&self.store, &self.session_id, &self.token).await;
+    }
+}
+
+impl Drop for StreamLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
         }
+        let (store, id, token) = (
+            self.store.clone(),
+            std::mem::take(&mut self.session_id),
+            self.token.clone(),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { unlock(&store, &id, &token).await });
+        }
+    }
+}
+
+async fn unlock(store: &DynStore, session_id: &str, token: &LockToken) {
+    if let Err(e) = store.unlock(session_id, PURPOSE, token).await {
+        tracing::warn!(error = %e, "could not release the stream lock; it expires by itself");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use earshot_core::config::StoreConfig;
+    use earshot_store::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lock_dropped_without_release_is_released() {
+        let store: DynStore = Arc::new(MemoryStore::new(StoreConfig::default()));
+        let ttl = Duration::from_secs(3600);
+        let lock = StreamLock::take(store.clone(), "s1", ttl).await.unwrap();
+        assert!(StreamLock::take(store.clone(), "s1", ttl).await.is_err());
+        // What happens when the WebSocket upgrade fails: the stream task that would
+        // have released it never runs.
+        drop(lock);
+        let mut again = None;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+            if let Ok(l) = StreamLock::take(store.clone(), "s1", ttl).await {
+                again = Some(l);
+                break;
+            }
+        }
+        assert!(again.is_some(), "the session's stream stayed locked");
     }
 }

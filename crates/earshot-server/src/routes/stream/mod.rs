@@ -21,8 +21,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::response::Response;
 use earshot_asr::{Backlog, LiveStream};
-use earshot_core::{NewSession, SessionId, SessionStatus, TenantId};
-use earshot_store::CreateOutcome;
+use earshot_core::SessionId;
 
 pub use query::{StreamParams, StreamQuery};
 
@@ -80,7 +79,15 @@ pub async fn stream(
         MAX_FRAME_AUDIO,
     );
 
-    find_or_create(&state, &tenant, &id, &params.language).await?;
+    state
+        .sessions
+        .find_or_create(
+            &tenant,
+            &id,
+            &params.language,
+            [("source".to_owned(), "stream".to_owned())].into(),
+        )
+        .await?;
     let lock = StreamLock::take(
         state.store.clone(),
         id.as_str(),
@@ -93,7 +100,9 @@ pub async fn stream(
         tenant_slot,
     };
     let ctx = run::StreamCtx {
-        store: state.store.clone(),
+        sessions: state.sessions.clone(),
+        key_scope: run::key_scope(),
+        finals: 0,
         tenant: tenant.as_str().to_owned(),
         session_id: id.as_str().to_owned(),
         live,
@@ -107,44 +116,4 @@ pub async fn stream(
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| tasks.track_future(run::run(ctx, socket, claims))))
-}
-
-/// The session the stream writes into: created if new, refused if completed, and
-/// invisible if another tenant owns the id.
-async fn find_or_create(
-    state: &AppState,
-    tenant: &TenantId,
-    id: &SessionId,
-    language: &str,
-) -> ApiResult<()> {
-    match state
-        .store
-        .get_session(tenant.as_str(), id.as_str())
-        .await?
-    {
-        Some(s) if s.status == SessionStatus::Completed => Err(ApiError::session_completed()),
-        Some(_) => Ok(()),
-        None => {
-            let outcome = state
-                .store
-                .create_session(NewSession {
-                    session_id: id.clone(),
-                    tenant_id: tenant.clone(),
-                    language: language.to_owned(),
-                    metadata: [("source".to_owned(), "stream".to_owned())].into(),
-                })
-                .await?;
-            if outcome == CreateOutcome::AlreadyExists
-                && state
-                    .store
-                    .get_session(tenant.as_str(), id.as_str())
-                    .await?
-                    .is_none()
-            {
-                // Taken by another tenant: existence must not leak.
-                return Err(ApiError::session_not_found(id.as_str()));
-            }
-            Ok(())
-        }
-    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, WebSocket};
 use earshot_asr::{Backlog, BacklogPermit, LiveError, LiveStream, StreamEvent};
 use earshot_core::NewSegment;
-use earshot_store::{AppendOutcome, CompleteOutcome, DynStore};
+use earshot_store::{CompleteOutcome, DynStore};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::claims::Claims;
 use super::close::End;
 use crate::outbox::Outbox;
+use crate::service::{segment_from_asr, AppendError, IdempotencyKey, SessionService};
 use crate::views::session_with_transcript;
 use crate::ws_protocol::{ClientMessage, ServerMessage};
 
@@ -24,7 +25,11 @@ use crate::ws_protocol::{ClientMessage, ServerMessage};
 const INBOX_MESSAGES: usize = 1024;
 
 pub struct StreamCtx {
-    pub store: DynStore,
+    pub sessions: SessionService,
+    /// Names this connection in the idempotency keys of its finals.
+    pub key_scope: String,
+    /// Finals persisted so far: the ordinal in the next final's idempotency key.
+    pub finals: u64,
     pub tenant: String,
     pub session_id: String,
     pub live: LiveStream,
@@ -69,7 +74,7 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
     }
     let _active = ActiveStream::new();
     replay_finals(
-        &ctx.store,
+        ctx.sessions.store(),
         &ctx.tenant,
         &ctx.session_id,
         ctx.resume_after_seq,
@@ -234,14 +239,8 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
                 start_ms,
                 end_ms,
             } => {
-                let text = text.trim().to_owned();
-                if text.is_empty() {
+                let Some(segment) = segment_from_asr(&text, start_ms as i64, end_ms as i64) else {
                     continue;
-                }
-                let segment = NewSegment {
-                    text,
-                    start_ms: Some(start_ms as i64),
-                    end_ms: Some(end_ms as i64),
                 };
                 let seq = persist(ctx, &segment).await?;
                 out.send(&ServerMessage::Final {
@@ -256,28 +255,28 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
     Ok(())
 }
 
-/// `append_segment` with a few retries over a short store outage.
+/// A fresh scope for one connection's keys: a final retried within the connection
+/// keeps its key; a reconnect to the same session starts new keys.
+pub fn key_scope() -> String {
+    format!("live:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Stores a final through the session service with its idempotency key, so the
+/// service's retries over a short store outage can never store it twice.
 async fn persist(ctx: &mut StreamCtx, segment: &NewSegment) -> Result<u64, End> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match ctx
-            .store
-            .append_segment(&ctx.tenant, &ctx.session_id, segment)
-            .await
-        {
-            Ok(AppendOutcome::Appended { seq, .. }) => return Ok(seq),
-            Ok(AppendOutcome::Completed) => return Err(End::SessionCompleted),
-            Ok(AppendOutcome::NotFound) => return Err(End::SessionGone),
-            Err(e) if attempt < 4 => {
-                tracing::warn!(error = %e, attempt, "persisting a final failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 3;
-            }
-            Err(e) => return Err(End::Store(e.to_string())),
-        }
-    }
+    let key = IdempotencyKey::ordinal(&ctx.key_scope, ctx.finals);
+    let seq = ctx
+        .sessions
+        .append(&ctx.tenant, &ctx.session_id, segment, Some(&key))
+        .await
+        .map_err(|e| match e {
+            AppendError::Completed => End::SessionCompleted,
+            AppendError::NotFound => End::SessionGone,
+            AppendError::Full => End::SessionFull,
+            e @ (AppendError::KeyReused | AppendError::Store(_)) => End::Store(e.to_string()),
+        })?;
+    ctx.finals += 1;
+    Ok(seq)
 }
 
 /// Ends the stream: delivers the last words whenever the engine still works, then the
@@ -309,7 +308,8 @@ async fn close(ctx: &mut StreamCtx, out: Outbox, end: End, claims: Claims) {
         return;
     }
     let (code, reason) = match ctx
-        .store
+        .sessions
+        .store()
         .complete_session(&ctx.tenant, &ctx.session_id)
         .await
     {
