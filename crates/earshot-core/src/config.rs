@@ -28,6 +28,10 @@ pub struct StoreConfig {
     pub cache_ttl: Duration,
     /// TTL of session locks.
     pub lock_ttl: Duration,
+    /// Event partitions on Redis Cluster (`EARSHOT_EVENT_PARTITIONS`); ignored elsewhere.
+    pub event_partitions: u32,
+    /// Replicas each acknowledged write waits for (`EARSHOT_REDIS_WAIT`, `WAIT n`).
+    pub redis_wait: u32,
     /// Most segments one session holds (`EARSHOT_MAX_SESSION_SEGMENTS`); appends past
     /// it are refused with `session_full`.
     pub max_session_segments: u64,
@@ -52,6 +56,8 @@ impl Default for StoreConfig {
             command_timeout: Duration::from_secs(5),
             cache_ttl: Duration::from_secs(600),
             lock_ttl: Duration::from_secs(30),
+            event_partitions: crate::keys::DEFAULT_EVENT_PARTITIONS,
+            redis_wait: 0,
             max_session_segments: DEFAULT_MAX_SESSION_SEGMENTS,
             max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
         }

@@ -1,20 +1,23 @@
-//! The event fan-out behind `GET /v1/events`. One task reads `transcription_events`
-//! with a blocking read (one dedicated store connection, however many subscribers) and
-//! broadcasts each entry, pre-serialized, to every SSE connection. Subscribers that
-//! fall behind re-read what they missed from the store, so none is ever silently cut.
+//! The event fan-out behind `GET /v1/events`. One task per event stream (just
+//! `transcription_events`, or one per partition on a cluster) reads with a blocking
+//! read (one dedicated store connection each, however many subscribers) and broadcasts
+//! each entry, pre-serialized and tagged with its partition, to every SSE connection.
+//! Subscribers that fall behind re-read what they missed from the store, so none is
+//! ever silently cut.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use earshot_core::keys::EVENT_STREAM;
 use earshot_core::StreamId;
 use earshot_store::{DynStore, StreamEntry};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// One event ready to send: its stream id, owner tenant, type and JSON text.
+/// One event ready to send: its partition (index into `Store::event_streams`), stream
+/// id, owner tenant, type and JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubEntry {
+    pub partition: usize,
     pub id: StreamId,
     pub tenant_id: String,
     pub event_type: String,
@@ -22,9 +25,11 @@ pub struct HubEntry {
 }
 
 impl HubEntry {
-    /// Prepares a stream entry for SSE (done once, shared by every subscriber).
-    pub fn from_stream(entry: &StreamEntry) -> Self {
+    /// Prepares an entry of partition `partition` for SSE (done once, shared by every
+    /// subscriber).
+    pub fn from_stream(partition: usize, entry: &StreamEntry) -> Self {
         Self {
+            partition,
             id: entry.id,
             tenant_id: entry.field("tenant_id").unwrap_or_default().to_owned(),
             event_type: entry.field("event_type").unwrap_or("message").to_owned(),
@@ -61,13 +66,26 @@ impl EventHub {
         self.tx.subscribe()
     }
 
-    /// Runs the reader until `shutdown`. Store errors are logged and retried with a
-    /// capped backoff; the reader resumes after the last entry it saw, so an outage
-    /// loses nothing for live subscribers.
+    /// Runs one reader per event stream until `shutdown`.
     pub async fn run(self, store: DynStore, shutdown: CancellationToken) {
+        let readers = store
+            .event_streams()
+            .into_iter()
+            .enumerate()
+            .map(|(p, stream)| {
+                self.clone()
+                    .read(store.clone(), p, stream, shutdown.clone())
+            });
+        futures::future::join_all(readers).await;
+    }
+
+    /// Reads partition `p` (`stream`) until `shutdown`. Store errors are logged and
+    /// retried with a capped backoff; the reader resumes after the last entry it saw,
+    /// so an outage loses nothing for live subscribers.
+    async fn read(self, store: DynStore, p: usize, stream: String, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         let mut last = loop {
-            match store.last_stream_id(EVENT_STREAM).await {
+            match store.last_stream_id(&stream).await {
                 Ok(id) => break id,
                 Err(e) => {
                     tracing::warn!(error = %e, "event hub: cannot read the stream head yet");
@@ -82,7 +100,7 @@ impl EventHub {
         loop {
             let read = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = store.wait_stream(EVENT_STREAM, last, 512, BLOCK) => r,
+                r = store.wait_stream(&stream, last, 512, BLOCK) => r,
             };
             match read {
                 Ok(entries) => {
@@ -93,7 +111,7 @@ impl EventHub {
                     for e in &entries {
                         last = last.max(e.id);
                         if listening {
-                            let _ = self.tx.send(Arc::new(HubEntry::from_stream(e)));
+                            let _ = self.tx.send(Arc::new(HubEntry::from_stream(p, e)));
                         }
                     }
                 }

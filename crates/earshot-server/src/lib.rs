@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod conn;
 pub mod error;
+pub mod event_cursor;
 pub mod hub;
 pub mod limits;
 pub mod metrics;

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use earshot_core::keys::EVENT_STREAM;
 use earshot_store::DynStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
@@ -105,6 +104,36 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Consumer-group lag per group (summed over partitions) and, when the events are
+/// partitioned, stream length and lag per partition stream.
+async fn poll_partitions(store: &DynStore) {
+    let streams = store.event_streams();
+    let partitioned = streams.len() > 1;
+    let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
+    for stream in &streams {
+        if partitioned {
+            if let Ok(len) = store.stream_len(stream).await {
+                metrics::gauge!("earshot_event_stream_length", "stream" => stream.clone())
+                    .set(len as f64);
+            }
+        }
+        let Ok(groups) = store.groups(stream).await else {
+            continue;
+        };
+        for g in groups {
+            let lag = g.lag.unwrap_or(g.pending);
+            *totals.entry(g.name.clone()).or_default() += lag;
+            if partitioned {
+                metrics::gauge!("earshot_consumer_group_lag", "group" => g.name, "stream" => stream.clone())
+                    .set(lag as f64);
+            }
+        }
+    }
+    for (group, lag) in totals {
+        metrics::gauge!("earshot_consumer_group_lag", "group" => group).set(lag as f64);
+    }
+}
+
 /// Drains recorded histogram samples into their buckets every `every` until shutdown.
 /// The exporter otherwise keeps every raw sample until the next scrape of `/metrics`,
 /// so a server nobody scrapes would grow by a few dozen bytes per request, forever.
@@ -119,7 +148,10 @@ pub async fn upkeep(every: Duration, shutdown: CancellationToken) {
     }
 }
 
-/// Polls `INFO`, `XLEN` and `XINFO GROUPS` into gauges until shutdown.
+/// Polls `INFO`, `XLEN` and `XINFO GROUPS` into gauges until shutdown. On a cluster
+/// each partition stream also gets its own `earshot_event_stream_length{stream}` and
+/// `earshot_consumer_group_lag{group,stream}` series; the unlabelled length and the
+/// `{group}` lag are the totals over all partitions.
 pub async fn poll_store(store: DynStore, every: Duration, shutdown: CancellationToken) {
     loop {
         match store.stats().await {
@@ -130,12 +162,7 @@ pub async fn poll_store(store: DynStore, every: Duration, shutdown: Cancellation
             }
             Err(e) => tracing::debug!(error = %e, "stats poll failed"),
         }
-        if let Ok(groups) = store.groups(EVENT_STREAM).await {
-            for g in groups {
-                let lag = g.lag.unwrap_or(g.pending);
-                metrics::gauge!("earshot_consumer_group_lag", "group" => g.name).set(lag as f64);
-            }
-        }
+        poll_partitions(&store).await;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}

@@ -1,12 +1,12 @@
 //! Time-based retention of the event stream: every `interval`, `XTRIM MINID` drops
 //! entries older than `EARSHOT_EVENT_RETENTION` (the `MAXLEN ~` cap is applied on every
 //! `XADD` by the store). Stream ids start with their creation time in ms, so the cut-off
-//! id is simply `<now - retention>-0`. The same tick prunes expired sessions from the
-//! tenant indexes, so an index does not keep every session a tenant ever had.
+//! id is simply `<now - retention>-0`. Every event stream is trimmed (one per
+//! partition on a cluster). The same tick prunes expired sessions from the tenant
+//! indexes, so an index does not keep every session a tenant ever had.
 
 use std::time::Duration;
 
-use earshot_core::keys::EVENT_STREAM;
 use earshot_core::StreamId;
 use earshot_store::DynStore;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,10 @@ pub async fn trim_once(
     retention: Duration,
 ) -> Result<u64, earshot_store::StoreError> {
     let min = cutoff(earshot_core::time::now_ms(), retention);
-    let removed = store.trim_stream_before(EVENT_STREAM, min).await?;
+    let mut removed = 0;
+    for stream in store.event_streams() {
+        removed += store.trim_stream_before(&stream, min).await?;
+    }
     if removed > 0 {
         tracing::info!(removed, min_id = %min, "retention: trimmed old events");
     }

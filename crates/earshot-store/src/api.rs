@@ -22,6 +22,9 @@ pub enum StoreError {
     /// A consumer-group call named a group that does not exist.
     #[error("no consumer group {0:?}")]
     NoGroup(String),
+    /// This node's configuration contradicts the deployment's (found at connect).
+    #[error("store configuration mismatch: {0}")]
+    Config(String),
 }
 
 impl StoreError {
@@ -32,6 +35,7 @@ impl StoreError {
             Self::Timeout(_) => "timeout",
             Self::Protocol(_) => "protocol",
             Self::NoGroup(_) => "no_group",
+            Self::Config(_) => "config",
         }
     }
 }
@@ -159,6 +163,7 @@ pub struct LockToken(pub String);
 pub struct StoreStats {
     pub used_memory_bytes: u64,
     pub evicted_keys: u64,
+    /// Summed over every event stream (partition).
     pub stream_length: u64,
 }
 
@@ -175,8 +180,21 @@ pub enum GroupStart {
 /// exactly like a missing one, so existence never leaks across tenants.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// `"redis"` or `"memory"`, for logs and `/readyz`.
+    /// `"redis"`, `"redis-cluster"` or `"memory"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+
+    /// Every event stream: `transcription_events` alone on standalone Redis and the
+    /// embedded store, one per partition (`{p<n>}:transcription_events`) on a cluster.
+    /// Readers that want every event read all of them.
+    fn event_streams(&self) -> Vec<String> {
+        vec![earshot_core::keys::EVENT_STREAM.to_owned()]
+    }
+
+    /// The event stream that `session_id`'s events are published on.
+    fn event_stream_of(&self, session_id: &str) -> String {
+        let _ = session_id;
+        earshot_core::keys::EVENT_STREAM.to_owned()
+    }
 
     /// Round trip to the store (`PING`).
     async fn ping(&self) -> StoreResult<()>;

@@ -1,5 +1,6 @@
-//! The Store conformance suite: every test body runs unchanged against `MemoryStore` and
-//! against `RedisStore` on its own throwaway redis-server (see `conformance!`).
+//! The Store conformance suite: every test body runs unchanged against `MemoryStore`,
+//! against `RedisStore` on its own throwaway redis-server and against `RedisStore` on a
+//! real 6-node Redis Cluster (see `conformance!`).
 
 mod support;
 
@@ -48,14 +49,12 @@ conformance!(
 
 async fn ping_and_close(kind: Kind) {
     let h = Harness::new(kind).await;
-    assert_eq!(
-        h.store.backend(),
-        if kind == Kind::Memory {
-            "memory"
-        } else {
-            "redis"
-        }
-    );
+    let backend = match kind {
+        Kind::Memory => "memory",
+        Kind::Redis => "redis",
+        Kind::Cluster => "redis-cluster",
+    };
+    assert_eq!(h.store.backend(), backend);
     h.store.ping().await.unwrap();
     h.store.close().await;
     let err = h.store.ping().await.unwrap_err();
@@ -578,11 +577,20 @@ async fn stream_is_capped_by_maxlen(kind: Kind) {
         .unwrap();
     assert_eq!(entries.len() as u64, len);
     assert_eq!(entries.last().unwrap().field("i"), Some("599"));
-    // Session events are capped too.
-    for i in 0..300 {
-        create(&h.store, "t", &format!("s{i}")).await;
+    // Session events are capped too (300 sessions of one partition on a cluster).
+    let stream = h.store.event_stream_of("s0");
+    let mut created = 0;
+    for i in 0.. {
+        let id = format!("s{i}");
+        if h.store.event_stream_of(&id) == stream {
+            create(&h.store, "t", &id).await;
+            created += 1;
+            if created == 300 {
+                break;
+            }
+        }
     }
-    let len = h.store.stream_len(EVENT_STREAM).await.unwrap();
+    let len = h.store.stream_len(&stream).await.unwrap();
     assert!((20..=120).contains(&len), "events len {len}");
 }
 
@@ -1130,25 +1138,34 @@ async fn read_group_blocks_until_an_entry_arrives(kind: Kind) {
 
 async fn dead_letter_moves_and_acks(kind: Kind) {
     let h = Harness::new(kind).await;
+    // The session's partition stream on a cluster; `transcription_events` elsewhere.
+    let stream = h.store.event_stream_of("poison");
+    let dead_stream = format!("{stream}:dead");
+    if kind != Kind::Cluster {
+        assert_eq!(stream, EVENT_STREAM);
+        assert_eq!(dead_stream, DEAD_LETTER_STREAM);
+    } else {
+        assert!(stream.starts_with("{p"), "{stream}");
+    }
     h.store
-        .create_group(EVENT_STREAM, "g", GroupStart::New)
+        .create_group(&stream, "g", GroupStart::New)
         .await
         .unwrap();
     create(&h.store, "acme", "poison").await;
     let got = h
         .store
-        .read_group(EVENT_STREAM, "g", "c", 10, Duration::from_millis(10))
+        .read_group(&stream, "g", "c", 10, Duration::from_millis(10))
         .await
         .unwrap();
     let entry = &got[0];
     let dead_id = h
         .store
-        .dead_letter(EVENT_STREAM, "g", entry, "sink failed: 500", 6)
+        .dead_letter(&stream, "g", entry, "sink failed: 500", 6)
         .await
         .unwrap();
     let dead = h
         .store
-        .read_stream(DEAD_LETTER_STREAM, StreamId::ZERO, 10)
+        .read_stream(&dead_stream, StreamId::ZERO, 10)
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
@@ -1161,10 +1178,10 @@ async fn dead_letter_moves_and_acks(kind: Kind) {
     assert_eq!(d.field("delivery_count"), Some("6"));
     assert_eq!(d.field("original_id"), Some(entry.id.to_string().as_str()));
     assert_eq!(d.field("group"), Some("g"));
-    assert_eq!(h.store.groups(EVENT_STREAM).await.unwrap()[0].pending, 0);
+    assert_eq!(h.store.groups(&stream).await.unwrap()[0].pending, 0);
     assert!(h
         .store
-        .read_own_pending(EVENT_STREAM, "g", "c", StreamId::ZERO, 10)
+        .read_own_pending(&stream, "g", "c", StreamId::ZERO, 10)
         .await
         .unwrap()
         .is_empty());
@@ -1257,7 +1274,7 @@ async fn events_carry_the_documented_fields(kind: Kind) {
     h.store.delete_session("acme", "ev").await.unwrap();
     let raw = h
         .store
-        .read_stream(EVENT_STREAM, StreamId::ZERO, 100)
+        .read_stream(&h.store.event_stream_of("ev"), StreamId::ZERO, 100)
         .await
         .unwrap();
     let names = |e: &StreamEntry| e.fields.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();

@@ -459,8 +459,20 @@ async fn bad_urls_fail_clearly() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Redis URL"), "{err}");
-    let err = RedisStore::connect("redis+cluster://127.0.0.1:7000", StoreConfig::default())
+    // A cluster URL needs a reachable cluster at start (its partition count is
+    // checked then); nothing listens on a fresh port here.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis+cluster://127.0.0.1:{port}");
+    let err = RedisStore::connect(&url, StoreConfig::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("Cluster"), "{err}");
+    assert!(err.to_string().contains("Redis Cluster"), "{err}");
+    let err = RedisStore::connect("redis+cluster://", StoreConfig::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no seed nodes"), "{err}");
 }

@@ -18,6 +18,9 @@ const START_ATTEMPTS: usize = 5;
 pub struct RedisServerBuilder {
     appendonly: bool,
     extra_args: Vec<String>,
+    /// Linux: the server gets SIGKILL when the thread that started it exits, so a
+    /// killed test binary leaves no server behind.
+    die_with_parent: bool,
 }
 
 impl RedisServerBuilder {
@@ -31,6 +34,12 @@ impl RedisServerBuilder {
     /// Any other `redis-server` argument, e.g. `["--maxmemory", "10mb"]`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Kill the server when the starting thread exits (see the field).
+    pub(crate) fn die_with_parent(mut self) -> Self {
+        self.die_with_parent = true;
         self
     }
 
@@ -76,6 +85,30 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts a server on a port the caller chose (a cluster needs its bus port,
+    /// +10000, free too), in a fresh temporary directory.
+    pub(crate) fn start_on(options: RedisServerBuilder, port: u16) -> Result<Self, String> {
+        let binary = find_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("earshot-redis-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp dir for redis-server: {e}"))?;
+        let child = spawn(&binary, &options, dir.path(), port)?;
+        Ok(RedisServer {
+            binary,
+            options,
+            dir,
+            port,
+            child: Some(child),
+            reservation: None,
+        })
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts a server with no persistence (`--save '' --appendonly no`).
     pub fn start() -> Self {
         Self::builder().start()
@@ -166,6 +199,16 @@ fn spawn(
         cmd.args(["--appendonly", "no"]);
     }
     cmd.args(&options.extra_args);
+    if options.die_with_parent {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -201,7 +244,7 @@ impl Drop for RedisServer {
 }
 
 /// `redis-server` from `$REDIS_SERVER`, `PATH` or `/usr/bin`; panics with what to do.
-fn find_binary() -> PathBuf {
+pub(crate) fn find_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("REDIS_SERVER") {
         return PathBuf::from(p);
     }

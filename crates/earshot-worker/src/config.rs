@@ -13,7 +13,8 @@ use crate::sink::{SinkSpec, WebhookOptions};
 /// Configuration of one worker process (one consumer in one group).
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// The stream to consume (`transcription_events`).
+    /// The stream to consume. The default, `transcription_events`, means "the event
+    /// stream": every partition stream on a cluster (see [`WorkerConfig::streams`]).
     pub stream: String,
     /// The consumer group; several workers in one group share the load.
     pub group: String,
@@ -50,6 +51,16 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The streams to consume: every event stream of `store` (one, or one per
+    /// partition on a cluster) when `stream` is the event stream, else just `stream`.
+    pub fn streams(&self, store: &dyn earshot_store::Store) -> Vec<String> {
+        if self.stream == EVENT_STREAM {
+            store.event_streams()
+        } else {
+            vec![self.stream.clone()]
+        }
+    }
+
     /// Defaults for `group` and `consumer`, delivering to stdout.
     pub fn new(group: impl Into<String>, consumer: impl Into<String>) -> Self {
         Self {

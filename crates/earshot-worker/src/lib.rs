@@ -11,7 +11,10 @@
 //! deduplicate.
 //!
 //! [`run`] is the whole of `earshot worker`: the binary parses flags into a
-//! [`WorkerConfig`], opens the store and passes a shutdown token.
+//! [`WorkerConfig`], opens the store and passes a shutdown token. On Redis Cluster the
+//! events are split over partition streams (`{p<n>}:transcription_events`); `run`
+//! consumes every one of them with the same group, one [`Worker`] per partition, each
+//! with its own reclaim scan, dead-letter stream and lag.
 
 pub mod backoff;
 pub mod config;
@@ -41,6 +44,16 @@ pub async fn run(
 ) -> Result<WorkerStats, WorkerError> {
     cfg.validate()?;
     let sink = cfg.sink.build(&cfg.webhook).await?;
-    let worker = Worker::new(cfg, store, sink)?;
-    Ok(worker.run(shutdown).await)
+    let mut runs = Vec::new();
+    for stream in cfg.streams(store.as_ref()) {
+        let cfg = WorkerConfig {
+            stream,
+            ..cfg.clone()
+        };
+        runs.push(Worker::new(cfg, store.clone(), sink.clone())?.run(shutdown.clone()));
+    }
+    let all = futures::future::join_all(runs).await;
+    Ok(all
+        .into_iter()
+        .fold(WorkerStats::default(), WorkerStats::merge))
 }

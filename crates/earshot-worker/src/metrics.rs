@@ -36,9 +36,20 @@ pub(crate) fn store_error(group: &str, op: &'static str) {
     metrics::counter!(STORE_ERRORS, "group" => group.to_owned(), "op" => op).increment(1);
 }
 
-pub(crate) fn lag(group: &str, lag: Option<u64>, pending: u64) {
-    if let Some(lag) = lag {
-        metrics::gauge!(CONSUMER_GROUP_LAG, "group" => group.to_owned()).set(lag as f64);
+/// Lag and pending of `group` on `stream`. A partition stream (cluster) adds a
+/// `stream` label, so each partition is a series; the single event stream keeps the
+/// plain `{group}` series.
+pub(crate) fn lag(group: &str, stream: &str, lag: Option<u64>, pending: u64) {
+    let mut labels = vec![("group", group.to_owned())];
+    if stream != earshot_core::keys::EVENT_STREAM {
+        labels.push(("stream", stream.to_owned()));
     }
-    metrics::gauge!(CONSUMER_GROUP_PENDING, "group" => group.to_owned()).set(pending as f64);
+    let labels: Vec<metrics::Label> = labels
+        .into_iter()
+        .map(|(k, v)| metrics::Label::new(k, v))
+        .collect();
+    if let Some(lag) = lag {
+        metrics::gauge!(CONSUMER_GROUP_LAG, labels.clone()).set(lag as f64);
+    }
+    metrics::gauge!(CONSUMER_GROUP_PENDING, labels).set(pending as f64);
 }

@@ -25,6 +25,23 @@ pub struct WorkerStats {
     pub max_in_flight: u64,
 }
 
+impl WorkerStats {
+    /// The figures of two workers run side by side (one per partition): counts add
+    /// up, `max_in_flight` is the larger, as each holds its own batch.
+    pub fn merge(self, o: Self) -> Self {
+        Self {
+            delivered: self.delivered + o.delivered,
+            acked: self.acked + o.acked,
+            retryable_failures: self.retryable_failures + o.retryable_failures,
+            permanent_failures: self.permanent_failures + o.permanent_failures,
+            dead_lettered: self.dead_lettered + o.dead_lettered,
+            reclaimed: self.reclaimed + o.reclaimed,
+            store_errors: self.store_errors + o.store_errors,
+            max_in_flight: self.max_in_flight.max(o.max_in_flight),
+        }
+    }
+}
+
 /// A live view of a running worker's counters.
 #[derive(Debug, Clone, Default)]
 pub struct StatsHandle(Arc<Cells>);

@@ -539,7 +539,7 @@ async fn poll_lag(
         match store.groups(&stream).await {
             Ok(groups) => {
                 if let Some(g) = groups.iter().find(|g| g.name == group) {
-                    metrics::lag(&group, g.lag, g.pending);
+                    metrics::lag(&group, &stream, g.lag, g.pending);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "lag poll failed"),

@@ -1,5 +1,6 @@
 //! Chooses the store from the environment: no `REDIS_URL` (or `ENVIRONMENT=test`) means
-//! the embedded in-memory store, with a warning; `redis://`/`rediss://` means Redis.
+//! the embedded in-memory store, with a warning; `redis://`/`rediss://` means Redis;
+//! `redis+cluster://`/`rediss+cluster://` means Redis Cluster.
 
 use std::sync::Arc;
 
@@ -14,6 +15,14 @@ pub enum StoreChoice {
     Redis(String),
 }
 
+/// The URL schemes the Redis store accepts (standalone, then cluster).
+const SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
+];
+
 /// Decides the store: `ENVIRONMENT=test` wins, then `REDIS_URL`.
 pub fn choose(redis_url: Option<&str>, environment: Option<&str>) -> anyhow::Result<StoreChoice> {
     if environment == Some("test") {
@@ -25,14 +34,10 @@ pub fn choose(redis_url: Option<&str>, environment: Option<&str>) -> anyhow::Res
         None => Ok(StoreChoice::Memory {
             reason: "REDIS_URL is not set",
         }),
-        Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
-            Ok(StoreChoice::Redis(u.to_owned()))
-        }
-        Some(u) if u.starts_with("redis+cluster://") => bail!(
-            "REDIS_URL: Redis Cluster (redis+cluster://) is not supported by this build yet; \
-             use a standalone redis:// or rediss:// URL"
+        Some(u) if SCHEMES.iter().any(|s| u.starts_with(s)) => Ok(StoreChoice::Redis(u.to_owned())),
+        Some(_) => bail!(
+            "REDIS_URL must start with redis://, rediss://, redis+cluster:// or rediss+cluster://"
         ),
-        Some(_) => bail!("REDIS_URL must start with redis://, rediss:// or redis+cluster://"),
     }
 }
 
@@ -47,7 +52,7 @@ pub async fn open(choice: &StoreChoice, cfg: StoreConfig) -> anyhow::Result<DynS
             Arc::new(MemoryStore::new(cfg))
         }
         StoreChoice::Redis(url) => {
-            tracing::info!(url = %redact(url), "using Redis");
+            tracing::info!(url = %redact(url), partitions = cfg.event_partitions, "using Redis");
             Arc::new(
                 RedisStore::connect(url, cfg)
                     .await
@@ -85,7 +90,10 @@ mod tests {
             StoreChoice::Redis("rediss://x:6380/0".into())
         );
         assert!(choose(Some("http://x"), None).is_err());
-        assert!(choose(Some("redis+cluster://a:1,b:2"), None).is_err());
+        assert_eq!(
+            choose(Some("redis+cluster://a:1,b:2"), None).unwrap(),
+            StoreChoice::Redis("redis+cluster://a:1,b:2".into())
+        );
     }
 
     #[test]

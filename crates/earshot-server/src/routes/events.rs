@@ -1,8 +1,9 @@
-//! `GET /v1/events`: Server-Sent Events of the caller's tenant. `Last-Event-ID` or
-//! `?since=<stream id>` resumes after that entry: missed entries are read from the
-//! store first, then the live feed continues without gaps or repeats. Where that is no
+//! `GET /v1/events`: Server-Sent Events of the caller's tenant, from every event stream
+//! (every partition on a cluster). `Last-Event-ID` or `?since=` resumes after that
+//! event (the id format is `EventCursor`'s): missed entries are read from the store
+//! first, then the live feed continues without gaps or repeats. Where that is no
 //! longer possible (the entries after the resume point, or after where a slow
-//! subscriber fell behind, were trimmed from the stream) the client gets an explicit
+//! subscriber fell behind, were trimmed from a stream) the client gets an explicit
 //! `gap` event instead of a silent skip. The feed ends at server shutdown, so open
 //! subscriptions never hold it up; clients reconnect with `Last-Event-ID`.
 
@@ -15,7 +16,6 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use earshot_core::keys::EVENT_STREAM;
 use earshot_core::StreamId;
 use earshot_store::{DynStore, StoreError};
 use futures::stream::{self, Stream, StreamExt};
@@ -24,6 +24,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::auth::Tenant;
 use crate::error::{truncate, ApiError, ApiResult};
+use crate::event_cursor::EventCursor;
 use crate::hub::HubEntry;
 use crate::state::AppState;
 
@@ -33,8 +34,13 @@ pub struct EventsQuery {
     pub since: Option<String>,
 }
 
-/// Reads the resume point from `Last-Event-ID` (preferred) or `?since=`.
-pub fn resume_point(headers: &HeaderMap, since: Option<&str>) -> ApiResult<Option<StreamId>> {
+/// Reads the resume point for `partitions` event streams from `Last-Event-ID`
+/// (preferred) or `?since=`.
+pub fn resume_point(
+    headers: &HeaderMap,
+    since: Option<&str>,
+    partitions: usize,
+) -> ApiResult<Option<EventCursor>> {
     let raw = match headers.get("last-event-id") {
         Some(v) => Some(v.to_str().map_err(|_| {
             ApiError::bad_request("invalid_last_event_id", "Last-Event-ID is not ASCII")
@@ -42,13 +48,10 @@ pub fn resume_point(headers: &HeaderMap, since: Option<&str>) -> ApiResult<Optio
         None => since,
     };
     raw.map(|r| {
-        r.trim().parse::<StreamId>().map_err(|_| {
+        EventCursor::parse(r, partitions).map_err(|e| {
             ApiError::bad_request(
                 "invalid_stream_id",
-                format!(
-                    "{:?} is not a stream id (<milliseconds>-<sequence>)",
-                    truncate(r, 40)
-                ),
+                format!("{:?} is not an event id: {e}", truncate(r, 40)),
             )
         })
     })
@@ -64,34 +67,53 @@ struct Feed {
     store: DynStore,
     tenant: String,
     rx: broadcast::Receiver<Arc<HubEntry>>,
-    /// Everything up to here has been considered (sent or filtered out).
-    cursor: StreamId,
+    /// The event streams, by partition.
+    streams: Vec<String>,
+    /// Everything up to here has been considered (sent or filtered out), per partition.
+    cursor: EventCursor,
     /// True while re-reading the store (at start with a resume point, or after lag).
     catching_up: bool,
-    /// True until the start of a catch-up checked that the stream still holds what
+    /// True until the start of a catch-up checked that the streams still hold what
     /// follows `cursor`.
     check_gap: bool,
-    ready: VecDeque<Arc<HubEntry>>,
+    /// Events to send, each with its SSE id (the cursor right after it).
+    ready: VecDeque<(Arc<HubEntry>, String)>,
     done: bool,
 }
 
 impl Feed {
     fn take(&mut self, entry: Arc<HubEntry>) {
-        if entry.id <= self.cursor {
+        if !self.cursor.advance(entry.partition, entry.id) {
             return;
         }
-        self.cursor = entry.id;
         if entry.tenant_id == self.tenant {
-            self.ready.push_back(entry);
+            let id = self.cursor.to_string();
+            self.ready.push_back((entry, id));
         }
+    }
+
+    /// One page of every partition after the cursor; true if any had more.
+    async fn catch_up(&mut self) -> Result<bool, earshot_store::StoreError> {
+        let mut more = false;
+        for p in 0..self.streams.len() {
+            let entries = self
+                .store
+                .read_stream(&self.streams[p], self.cursor.get(p), CATCH_UP_PAGE)
+                .await?;
+            more |= entries.len() >= CATCH_UP_PAGE;
+            for e in &entries {
+                self.take(Arc::new(HubEntry::from_stream(p, e)));
+            }
+        }
+        Ok(more)
     }
 
     async fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(e) = self.ready.pop_front() {
+            if let Some((e, id)) = self.ready.pop_front() {
                 return Some(
                     SseEvent::default()
-                        .id(e.id.to_string())
+                        .id(id)
                         .event(e.event_type.clone())
                         .data(e.data.clone()),
                 );
@@ -108,19 +130,8 @@ impl Feed {
                 }
             }
             if self.catching_up {
-                match self
-                    .store
-                    .read_stream(EVENT_STREAM, self.cursor, CATCH_UP_PAGE)
-                    .await
-                {
-                    Ok(entries) => {
-                        if entries.len() < CATCH_UP_PAGE {
-                            self.catching_up = false;
-                        }
-                        for e in &entries {
-                            self.take(Arc::new(HubEntry::from_stream(e)));
-                        }
-                    }
+                match self.catch_up().await {
+                    Ok(more) => self.catching_up = more,
                     Err(e) => return Some(self.store_failed(&e)),
                 }
                 continue;
@@ -136,33 +147,38 @@ impl Feed {
         }
     }
 
-    /// The oldest entry still in the stream, if it is newer than `cursor`: everything
-    /// between them was trimmed before this subscriber got it (or nothing was there, when
-    /// `cursor` itself was the last entry trimmed: the store cannot tell these apart, so
-    /// the signal errs on the side of saying so).
-    async fn trimmed_past_cursor(&self) -> Result<Option<StreamId>, StoreError> {
-        if self.cursor == StreamId::ZERO {
-            return Ok(None); // "from the beginning": whatever is retained is everything
+    /// The first partition whose oldest entry still stored is newer than the cursor's
+    /// position in it, with that entry: everything between them was trimmed before this
+    /// subscriber got it (or nothing was there, when the position itself was the last
+    /// entry trimmed: the store cannot tell these apart, so the signal errs on the side
+    /// of saying so).
+    async fn trimmed_past_cursor(&self) -> Result<Option<(usize, StreamId)>, StoreError> {
+        for (p, stream) in self.streams.iter().enumerate() {
+            let at = self.cursor.get(p);
+            if at == StreamId::ZERO {
+                continue; // "from the beginning": whatever is retained is everything
+            }
+            let oldest = self.store.read_stream(stream, StreamId::ZERO, 1).await?;
+            if let Some(oldest) = oldest.first().map(|e| e.id).filter(|o| *o > at) {
+                return Ok(Some((p, oldest)));
+            }
         }
-        let oldest = self
-            .store
-            .read_stream(EVENT_STREAM, StreamId::ZERO, 1)
-            .await?;
-        Ok(oldest
-            .first()
-            .map(|e| e.id)
-            .filter(|oldest| *oldest > self.cursor))
+        Ok(None)
     }
 
     /// The `gap` event: `after` is the last id the client had, `resumes_at` the oldest
-    /// entry still stored. Its `id:` is `after`, so a reconnect does not skip further.
-    fn gap(&self, oldest: StreamId) -> SseEvent {
-        tracing::info!(after = %self.cursor, resumes_at = %oldest, "sse subscriber missed trimmed events");
-        let data = serde_json::json!({
+    /// entry still stored (of `partition`, on a cluster). Its `id:` is `after`, so a
+    /// reconnect does not skip further.
+    fn gap(&self, (partition, oldest): (usize, StreamId)) -> SseEvent {
+        tracing::info!(after = %self.cursor, partition, resumes_at = %oldest, "sse subscriber missed trimmed events");
+        let mut data = serde_json::json!({
             "after": self.cursor.to_string(),
             "resumes_at": oldest.to_string(),
             "message": "events after `after` and before `resumes_at` were trimmed from the stream before they could be sent; some may be missing",
         });
+        if self.streams.len() > 1 {
+            data["partition"] = partition.into();
+        }
         SseEvent::default()
             .id(self.cursor.to_string())
             .event(GAP_EVENT)
@@ -186,20 +202,29 @@ pub async fn events(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let resume = resume_point(&headers, q.since.as_deref())?;
+    let streams = state.store.event_streams();
+    let resume = resume_point(&headers, q.since.as_deref(), streams.len())?;
     // Subscribe before reading the store, so nothing published in between is missed.
     let rx = state.hub.subscribe();
+    let check_gap = resume.is_some();
     let cursor = match resume {
-        Some(id) => id,
-        None => state.store.last_stream_id(EVENT_STREAM).await?,
+        Some(c) => c,
+        None => {
+            let mut heads = Vec::with_capacity(streams.len());
+            for stream in &streams {
+                heads.push(state.store.last_stream_id(stream).await?);
+            }
+            EventCursor::new(heads)
+        }
     };
     let feed = Feed {
         store: state.store.clone(),
         tenant: tenant.as_str().to_owned(),
         rx,
+        streams,
         cursor,
         catching_up: true,
-        check_gap: resume.is_some(),
+        check_gap,
         ready: VecDeque::new(),
         done: false,
     };

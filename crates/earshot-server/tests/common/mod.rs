@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sse;
+
 use std::time::Duration;
 
 use earshot_core::config::StoreConfig;
@@ -60,6 +62,11 @@ impl TestApp {
             }
             Backend::Redis => Self::start_on_redis(RedisServer::start(), cfg).await,
         }
+    }
+
+    /// An app on a store the test opened itself (e.g. on a Redis Cluster).
+    pub async fn start_on_store(store: DynStore, cfg: StoreConfig) -> Self {
+        Self::start_on(store, None, cfg).await
     }
 
     /// An app on a Redis the test configured itself (e.g. with AOF).
@@ -208,19 +215,18 @@ impl TestApp {
         r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap()
     }
 
-    /// Every entry of `transcription_events`, parsed as JSON.
+    /// Every entry of every event stream (one per partition on a cluster), as JSON.
     pub async fn events(&self) -> Vec<Value> {
-        self.store
-            .read_stream(
-                earshot_core::keys::EVENT_STREAM,
-                earshot_core::StreamId::ZERO,
-                100_000,
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.to_json())
-            .collect()
+        let mut all = Vec::new();
+        for stream in self.store.event_streams() {
+            let entries = self
+                .store
+                .read_stream(&stream, earshot_core::StreamId::ZERO, 100_000)
+                .await
+                .unwrap();
+            all.extend(entries.iter().map(|e| e.to_json()));
+        }
+        all
     }
 }
 

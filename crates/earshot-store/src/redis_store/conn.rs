@@ -1,13 +1,18 @@
 //! Connections to Redis, bounded and timed.
 //!
-//! - One shared multiplexed `ConnectionManager` for every non-blocking command: created
-//!   lazily, so start-up succeeds while Redis is down, and it reconnects by itself.
+//! - One shared connection for every non-blocking command. Standalone: a multiplexed
+//!   `ConnectionManager`, created lazily, so start-up succeeds while Redis is down, and
+//!   it reconnects by itself. Cluster: one async cluster connection (a multiplexed
+//!   connection per node, slot routing, redirects and topology refresh by the `redis`
+//!   crate), opened at start-up because the partition count must be checked then.
 //! - A semaphore bounds in-flight commands; waiting for a permit is counted
 //!   (`earshot_redis_pool_exhausted_total`) and in-flight permits are a gauge.
 //! - Blocking reads (`XREAD BLOCK`, `XREADGROUP BLOCK`) would stall every other command
 //!   on the shared connection and be cut short by its response timeout, so they run on
-//!   dedicated connections from a small reusable pool, without a response timeout of
-//!   their own (the whole call is bounded by `block + command_timeout`).
+//!   dedicated connections from a small reusable pool. Standalone ones have no response
+//!   timeout of their own; cluster ones get one longer than any block
+//!   (`MAX_BLOCK + command_timeout`). The whole call is bounded by
+//!   `block + command_timeout` either way.
 //! - Every call is wrapped in `tokio::time::timeout`, so no call can hang.
 
 use std::future::Future;
@@ -16,12 +21,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::ConnectionManagerConfig;
+use redis::cluster::ClusterClient;
 use redis::{AsyncConnectionConfig, Client, RedisError};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::api::{StoreError, StoreResult};
 use crate::metrics::{POOL_EXHAUSTED, POOL_IN_USE};
+
+use super::target::{cluster_client, cluster_connection, Conn};
+
+/// The longest a single blocking read waits on a cluster; longer blocks are cut to
+/// this (callers loop anyway), so a dedicated cluster connection's response timeout can
+/// be fixed at `MAX_BLOCK + command_timeout` and still exceed every block.
+pub(super) const MAX_BLOCK: Duration = Duration::from_secs(60);
 
 /// Limits of the connection layer; `Default` suits a server.
 #[derive(Debug, Clone)]
@@ -44,15 +57,21 @@ impl Default for RedisLimits {
     }
 }
 
+/// What dedicated connections are opened from.
+enum Source {
+    Single(Box<Client>),
+    Cluster(Box<ClusterClient>),
+}
+
 /// The shared connection, the blocking-read pool and their bounds.
 pub(super) struct Connections {
-    client: Client,
-    shared: ConnectionManager,
+    source: Source,
+    shared: Conn,
     timeout: Duration,
     in_flight: Semaphore,
     max_in_flight: usize,
     blocking: Semaphore,
-    idle: Mutex<Vec<MultiplexedConnection>>,
+    idle: Mutex<Vec<Conn>>,
     idle_max: usize,
     closed: AtomicBool,
 }
@@ -85,8 +104,40 @@ impl Connections {
         let shared = client
             .get_connection_manager_lazy(config)
             .map_err(|e| StoreError::Unavailable(format!("Redis client: {e}")))?;
-        Ok(Arc::new(Self {
-            client,
+        Ok(Self::with(
+            Source::Single(Box::new(client)),
+            Conn::Manager(shared),
+            timeout,
+            limits,
+        ))
+    }
+
+    /// Connects to a cluster through any of `nodes` (seed node URLs); fails if none
+    /// answers within the timeout.
+    pub async fn new_cluster(
+        nodes: &[String],
+        timeout: Duration,
+        limits: &RedisLimits,
+    ) -> StoreResult<Arc<Self>> {
+        let client = cluster_client(nodes)?;
+        let shared =
+            tokio::time::timeout(timeout * 2, cluster_connection(&client, timeout, timeout))
+                .await
+                .map_err(|_| StoreError::Timeout(timeout * 2))?
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("Redis Cluster: no seed node answered: {e}"))
+                })?;
+        Ok(Self::with(
+            Source::Cluster(Box::new(client)),
+            Conn::Cluster(shared),
+            timeout,
+            limits,
+        ))
+    }
+
+    fn with(source: Source, shared: Conn, timeout: Duration, limits: &RedisLimits) -> Arc<Self> {
+        Arc::new(Self {
+            source,
             shared,
             timeout,
             in_flight: Semaphore::new(limits.max_in_flight.max(1)),
@@ -95,7 +146,7 @@ impl Connections {
             idle: Mutex::new(Vec::new()),
             idle_max: limits.idle_blocking,
             closed: AtomicBool::new(false),
-        }))
+        })
     }
 
     /// Refuses every later call and drops the idle dedicated connections.
@@ -135,7 +186,7 @@ impl Connections {
     /// included).
     pub async fn run<T, F, Fut>(&self, f: F) -> StoreResult<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.run_group(None, f).await
@@ -145,7 +196,7 @@ impl Connections {
     /// `StoreError::NoGroup(group)`.
     pub async fn run_group<T, F, Fut>(&self, group: Option<&str>, f: F) -> StoreResult<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.check_open()?;
@@ -172,11 +223,11 @@ impl Connections {
         f: F,
     ) -> StoreResult<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut + Clone,
+        F: FnOnce(Conn) -> Fut + Clone,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.check_open()?;
-        let limit = block + self.timeout;
+        let limit = block.min(MAX_BLOCK) + self.timeout;
         let call = async {
             let _slot = self
                 .blocking
@@ -210,21 +261,31 @@ impl Connections {
     }
 
     /// An idle dedicated connection (`true`) or a new one (`false`).
-    async fn dedicated(&self) -> StoreResult<(MultiplexedConnection, bool)> {
+    async fn dedicated(&self) -> StoreResult<(Conn, bool)> {
         if let Some(c) = self.idle.lock().pop() {
             return Ok((c, true));
         }
         Ok((self.fresh().await?, false))
     }
 
-    async fn fresh(&self) -> StoreResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(None);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| map_error(e, None, self.timeout))
+    async fn fresh(&self) -> StoreResult<Conn> {
+        match &self.source {
+            Source::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(None);
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Conn::Single)
+            }
+            Source::Cluster(client) => {
+                cluster_connection(client, self.timeout, MAX_BLOCK + self.timeout)
+                    .await
+                    .map(Conn::Cluster)
+            }
+        }
+        .map_err(|e| map_error(e, None, self.timeout))
     }
 }
 
@@ -239,7 +300,12 @@ fn map_error(e: RedisError, group: Option<&str>, timeout: Duration) -> StoreErro
     if e.is_timeout() {
         return StoreError::Timeout(timeout);
     }
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+    if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+    {
         return StoreError::Unavailable(e.to_string());
     }
     match e.code() {

@@ -1,5 +1,9 @@
 //! The tenant indexes (`tenant:<t>:sessions`): listing a tenant's sessions page by
-//! page, and pruning the entries of sessions that expired.
+//! page, and pruning the entries of sessions that expired. On a cluster a tenant has
+//! one index per partition (in the slot of its sessions), so a listing merges them and
+//! every multi-key call stays within one partition.
+
+use std::collections::BTreeMap;
 
 use earshot_core::Session;
 use redis::Value;
@@ -31,6 +35,60 @@ return removed
 const PRUNE_BATCH: usize = 200;
 
 impl RedisStore {
+    /// Up to `n` entries strictly after `pos` (newest first, ties by id descending) of
+    /// all the tenant's indexes merged: one on standalone, one per partition on a
+    /// cluster (read concurrently).
+    async fn indexes_after(
+        &self,
+        tenant: &str,
+        pos: Option<&Position>,
+        n: usize,
+    ) -> StoreResult<Vec<(u64, String)>> {
+        let indexes = self.keys.tenant_indexes(tenant);
+        let parts = futures::future::try_join_all(
+            indexes
+                .iter()
+                .map(|(_, index)| self.index_after(index, pos, n)),
+        )
+        .await?;
+        let mut all: Vec<(u64, String)> = parts.into_iter().flatten().collect();
+        if indexes.len() > 1 {
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            all.truncate(n);
+        }
+        Ok(all)
+    }
+
+    /// `HGETALL` of every session's metadata (in order), one pipeline per partition so
+    /// that no pipeline spans slots on a cluster (one pipeline in all on standalone).
+    async fn hashes(&self, batch: &[(u64, String)]) -> StoreResult<Vec<Value>> {
+        let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, (_, id)) in batch.iter().enumerate() {
+            groups.entry(self.keys.partition(id)).or_default().push(i);
+        }
+        let replies = futures::future::try_join_all(groups.values().map(|idx| {
+            let keys: Vec<String> = idx
+                .iter()
+                .map(|&i| self.keys.metadata(&batch[i].1))
+                .collect();
+            self.conns.run(|mut c| async move {
+                let mut p = redis::pipe();
+                for key in &keys {
+                    p.cmd("HGETALL").arg(key);
+                }
+                p.query_async::<Vec<Value>>(&mut c).await
+            })
+        }))
+        .await?;
+        let mut out = vec![Value::Nil; batch.len()];
+        for (idx, values) in groups.values().zip(replies) {
+            for (&i, v) in idx.iter().zip(values) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
     /// Up to `n` index entries strictly after `pos` (newest first): the ones tied on
     /// `pos.score` with a smaller id, then lower scores.
     async fn index_after(
@@ -102,36 +160,29 @@ impl RedisStore {
             Err(bad) => return Ok(Err(bad)),
         };
         let limit = clamp_limit(limit);
-        let index = self.keys.tenant_sessions(tenant);
         let mut live: Vec<(u64, Session)> = Vec::new();
         loop {
             let want = limit + 1 - live.len();
-            let batch = self.index_after(&index, from.as_ref(), want).await?;
+            let batch = self.indexes_after(tenant, from.as_ref(), want).await?;
             let exhausted = batch.len() < want;
             if batch.is_empty() {
                 break;
             }
-            let meta_keys: Vec<String> =
-                batch.iter().map(|(_, id)| self.keys.metadata(id)).collect();
-            let hashes = self
-                .conns
-                .run(|mut c| async move {
-                    let mut p = redis::pipe();
-                    for key in &meta_keys {
-                        p.cmd("HGETALL").arg(key);
-                    }
-                    p.query_async::<Vec<Value>>(&mut c).await
-                })
-                .await?;
-            let mut stale: Vec<String> = Vec::new();
+            let hashes = self.hashes(&batch).await?;
+            // Stale entries by index: one prune per index (a partition's index and its
+            // sessions share a slot).
+            let mut stale: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for ((score, id), hash) in batch.iter().zip(hashes) {
                 match session_from(id, hash)? {
                     Some(s) if s.tenant_id == tenant => live.push((*score, s)),
-                    _ => stale.push(id.clone()),
+                    _ => stale
+                        .entry(self.keys.tenant_sessions(tenant, id))
+                        .or_default()
+                        .push(id.clone()),
                 }
             }
-            if !stale.is_empty() {
-                self.prune(&index, tenant, stale).await?;
+            for (index, ids) in stale {
+                self.prune(&index, tenant, ids).await?;
             }
             from = batch.last().map(|(score, id)| Position {
                 score: *score,
@@ -188,26 +239,36 @@ impl RedisStore {
     pub(super) async fn prune_expired_impl(&self) -> StoreResult<u64> {
         let oldest_live = (earshot_core::time::now_ms() as i64)
             .saturating_sub(session_ttl_ms(&self.config) as i64);
-        let pattern = self.keys.tenant_sessions_pattern();
+        let mut removed = 0;
+        for pattern in self.keys.tenant_sessions_patterns() {
+            removed += self.prune_matching(&pattern, oldest_live).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Prunes every tenant index matching `pattern`. On a cluster the pattern names one
+    /// partition, and the `SCAN` goes to the node holding that partition's slot.
+    async fn prune_matching(&self, pattern: &str, oldest_live: i64) -> StoreResult<u64> {
         let mut cursor = 0u64;
         let mut removed = 0;
         loop {
-            let pattern = pattern.clone();
-            let (next, indexes) = self
+            let pattern = pattern.to_owned();
+            let r = self
                 .conns
                 .run(|mut c| async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
+                    let mut cmd = redis::cmd("SCAN");
+                    cmd.arg(cursor)
                         .arg("MATCH")
-                        .arg(pattern)
+                        .arg(&pattern)
                         .arg("COUNT")
                         .arg(PRUNE_BATCH)
                         .arg("TYPE")
-                        .arg("zset")
-                        .query_async::<(u64, Vec<String>)>(&mut c)
-                        .await
+                        .arg("zset");
+                    c.route_by_key(cmd, &pattern).await
                 })
                 .await?;
+            let (next, indexes): (u64, Vec<String>) = redis::from_redis_value(r)
+                .map_err(|e| StoreError::Protocol(format!("bad SCAN reply: {e}")))?;
             for index in indexes {
                 removed += self.prune_index(&index, oldest_live).await?;
             }

@@ -1,18 +1,22 @@
 //! `RedisStore`: the `Store` on standalone Redis (or TLS via `rediss://`), with exactly
-//! the key names and event fields of api.md §2 and §5.
+//! the key names and event fields of api.md §2 and §5, or on Redis Cluster
+//! (`redis+cluster://`), where the same scripts run on partition-tagged keys.
 //!
 //! Every multi-part write is one atomic server-side script (`scripts`), every call is
 //! bounded in time and concurrency (`conn`), and every call is measured (`metrics`).
 //! `connect` does not need Redis to be up: calls fail with `Unavailable`/`Timeout`
 //! until it answers, and succeed again by themselves after an outage.
 
+mod cluster;
 mod conn;
 mod groups;
 mod index;
 mod reply;
 mod scripts;
 mod sessions;
+mod stats;
 mod streams;
+mod target;
 mod transcripts;
 
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use earshot_core::config::StoreConfig;
-use earshot_core::keys::{Keys, EVENT_STREAM};
+use earshot_core::keys::Keys;
 use earshot_core::{NewSegment, NewSession, Session, StreamId, Transcript};
 use redis::Value;
 
@@ -47,9 +51,11 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Sets up the client for `url` (`redis://` or `rediss://`) with default limits.
-    /// Succeeds while Redis is down (calls then fail until it answers); fails only on
-    /// a URL that cannot work.
+    /// Sets up the client for `url` with default limits. Standalone (`redis://`,
+    /// `rediss://`): succeeds while Redis is down (calls then fail until it answers);
+    /// fails only on a URL that cannot work. Cluster (`redis+cluster://`,
+    /// `rediss+cluster://`): connects now and pins or checks the partition count
+    /// (`earshot:config`), failing if the cluster does not answer or disagrees.
     pub async fn connect(url: &str, config: StoreConfig) -> StoreResult<Self> {
         Self::connect_with_limits(url, config, RedisLimits::default()).await
     }
@@ -60,12 +66,8 @@ impl RedisStore {
         config: StoreConfig,
         limits: RedisLimits,
     ) -> StoreResult<Self> {
-        if url.starts_with("redis+cluster://") {
-            return Err(StoreError::Unavailable(
-                "Redis Cluster URLs are not supported by RedisStore; use a standalone redis:// \
-                 or rediss:// URL"
-                    .into(),
-            ));
+        if let Some(nodes) = target::cluster_nodes(url) {
+            return cluster::connect(&nodes?, config, limits).await;
         }
         let conns = Connections::new(url, config.command_timeout, &limits)?;
         let store = Self {
@@ -90,12 +92,50 @@ impl RedisStore {
     fn maxlen(&self) -> u64 {
         self.config.maxlen()
     }
+
+    /// With `EARSHOT_REDIS_WAIT=n`, waits until `n` replicas have the writes sent so
+    /// far to the node holding `key` (`WAIT`), so an acknowledged write survives a
+    /// failover; fewer in time is `Unavailable` (the write may or may not survive, and
+    /// the client retries).
+    async fn replicate(&self, key: String) -> StoreResult<()> {
+        let want = self.config.redis_wait;
+        if want == 0 {
+            return Ok(());
+        }
+        let wait = self.config.command_timeout / 2;
+        let got = timed("wait_replicas", async {
+            let r = self
+                .conns
+                .run(|mut c| async move { c.wait_replicas(&key, want, wait).await })
+                .await?;
+            reply::int(r)
+        })
+        .await?;
+        if got < i64::from(want) {
+            return Err(StoreError::Unavailable(format!(
+                "write reached {got} of {want} replicas in time"
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl Store for RedisStore {
     fn backend(&self) -> &'static str {
-        "redis"
+        if self.keys.partitions().is_some() {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
+    }
+
+    fn event_streams(&self) -> Vec<String> {
+        self.keys.event_streams()
+    }
+
+    fn event_stream_of(&self, session_id: &str) -> String {
+        self.keys.event_stream(session_id)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -113,7 +153,12 @@ impl Store for RedisStore {
     }
 
     async fn create_session(&self, new: NewSession) -> StoreResult<CreateOutcome> {
-        timed("create_session", self.create_session_impl(new)).await
+        let key = self.keys.metadata(new.session_id.as_str());
+        let r = timed("create_session", self.create_session_impl(new)).await?;
+        if matches!(r, CreateOutcome::Created(_)) {
+            self.replicate(key).await?;
+        }
+        Ok(r)
     }
 
     async fn get_session(&self, tenant: &str, id: &str) -> StoreResult<Option<Session>> {
@@ -140,15 +185,23 @@ impl Store for RedisStore {
         segment: &NewSegment,
         key: Option<&str>,
     ) -> StoreResult<AppendOutcome> {
-        timed(
+        let r = timed(
             "append_segment",
             self.append_segment_impl(tenant, id, segment, key),
         )
-        .await
+        .await?;
+        if matches!(r, AppendOutcome::Appended { .. }) {
+            self.replicate(self.keys.metadata(id)).await?;
+        }
+        Ok(r)
     }
 
     async fn complete_session(&self, tenant: &str, id: &str) -> StoreResult<CompleteOutcome> {
-        timed("complete_session", self.complete_session_impl(tenant, id)).await
+        let r = timed("complete_session", self.complete_session_impl(tenant, id)).await?;
+        if matches!(r, CompleteOutcome::Completed { .. }) {
+            self.replicate(self.keys.metadata(id)).await?;
+        }
+        Ok(r)
     }
 
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>> {
@@ -160,7 +213,11 @@ impl Store for RedisStore {
     }
 
     async fn delete_session(&self, tenant: &str, id: &str) -> StoreResult<bool> {
-        timed("delete_session", self.delete_session_impl(tenant, id)).await
+        let deleted = timed("delete_session", self.delete_session_impl(tenant, id)).await?;
+        if deleted {
+            self.replicate(self.keys.metadata(id)).await?;
+        }
+        Ok(deleted)
     }
 
     async fn read_stream(
@@ -376,34 +433,7 @@ impl Store for RedisStore {
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {
-        timed("stats", async {
-            let r = self
-                .conns
-                .run(|mut c| async move {
-                    redis::pipe()
-                        .cmd("INFO")
-                        .arg("memory")
-                        .cmd("INFO")
-                        .arg("stats")
-                        .cmd("XLEN")
-                        .arg(EVENT_STREAM)
-                        .query_async::<Vec<Value>>(&mut c)
-                        .await
-                })
-                .await?;
-            let mut it = r.into_iter();
-            let (Some(memory), Some(stats), Some(len)) = (it.next(), it.next(), it.next()) else {
-                return Err(StoreError::Protocol("short stats reply".into()));
-            };
-            let memory = reply::string(memory)?;
-            let stats = reply::string(stats)?;
-            Ok(StoreStats {
-                used_memory_bytes: reply::info_field(&memory, "used_memory").unwrap_or(0),
-                evicted_keys: reply::info_field(&stats, "evicted_keys").unwrap_or(0),
-                stream_length: reply::int(len)?.max(0) as u64,
-            })
-        })
-        .await
+        timed("stats", self.stats_impl()).await
     }
 
     async fn close(&self) {

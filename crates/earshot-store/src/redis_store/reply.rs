@@ -149,6 +149,18 @@ pub(super) fn info_field(info: &str, name: &str) -> Option<u64> {
     })
 }
 
+/// `name` summed over an `INFO` reply: one server's text, or on a cluster a map of
+/// node address to text (one per primary). Missing fields count as 0.
+pub(super) fn info_sum(v: Value, name: &str) -> StoreResult<u64> {
+    match v {
+        Value::Map(nodes) => nodes
+            .into_iter()
+            .map(|(_, text)| info_sum(text, name))
+            .sum(),
+        other => Ok(info_field(&string(other)?, name).unwrap_or(0)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +204,11 @@ mod tests {
         let info = "# Memory\r\nused_memory:1024\r\nused_memory_human:1K\r\n";
         assert_eq!(info_field(info, "used_memory"), Some(1024));
         assert_eq!(info_field(info, "evicted_keys"), None);
+        let nodes = Value::Map(vec![
+            (bulk("a:1"), bulk("used_memory:10\r\n")),
+            (bulk("b:2"), bulk("used_memory:5\r\n")),
+        ]);
+        assert_eq!(info_sum(nodes, "used_memory").unwrap(), 15);
+        assert_eq!(info_sum(bulk(info), "used_memory").unwrap(), 1024);
     }
 }

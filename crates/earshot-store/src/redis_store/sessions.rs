@@ -2,7 +2,7 @@
 //! `index`, transcripts and completion in `transcripts`.
 
 use chrono::Utc;
-use earshot_core::keys::{EVENT_STREAM, STREAM_LOCK};
+use earshot_core::keys::STREAM_LOCK;
 use earshot_core::time::{format_rfc3339, now_rfc3339};
 use earshot_core::{Event, EventKind, NewSegment, NewSession, Segment, Session, SessionStatus};
 use redis::Value;
@@ -66,8 +66,8 @@ impl RedisStore {
             k.transcript(&id),
             k.segments(&id),
             k.cached_transcript(&id),
-            k.tenant_sessions(&session.tenant_id),
-            EVENT_STREAM.to_owned(),
+            k.tenant_sessions(&session.tenant_id, &id),
+            k.event_stream(&id),
             k.idempotency(&id),
         ];
         let ttl = session_ttl_ms(&self.config);
@@ -130,8 +130,8 @@ impl RedisStore {
             k.metadata(id),
             k.transcript(id),
             k.segments(id),
-            k.tenant_sessions(tenant),
-            EVENT_STREAM.to_owned(),
+            k.tenant_sessions(tenant, id),
+            k.event_stream(id),
             k.idempotency(id),
         ];
         // The event as `Event::to_fields` lays it out; the script fills in the seq.
@@ -202,8 +202,8 @@ impl RedisStore {
             k.transcript(id),
             k.segments(id),
             k.cached_transcript(id),
-            k.tenant_sessions(tenant),
-            EVENT_STREAM.to_owned(),
+            k.tenant_sessions(tenant, id),
+            k.event_stream(id),
             k.idempotency(id),
             k.lock(id, STREAM_LOCK),
         ];

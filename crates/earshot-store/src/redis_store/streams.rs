@@ -5,12 +5,14 @@ use std::time::Duration;
 use earshot_core::StreamId;
 use redis::Value;
 
+use super::conn::MAX_BLOCK;
 use super::{reply, RedisStore};
 use crate::api::*;
 
-/// `BLOCK` milliseconds: at least 1 (0 would mean "forever" to Redis).
+/// `BLOCK` milliseconds: at least 1 (0 would mean "forever" to Redis), at most
+/// `MAX_BLOCK` (so a dedicated connection's response timeout always exceeds it).
 pub(super) fn block_ms(block: Duration) -> u64 {
-    (block.as_millis() as u64).max(1)
+    (block.min(MAX_BLOCK).as_millis() as u64).max(1)
 }
 
 impl RedisStore {

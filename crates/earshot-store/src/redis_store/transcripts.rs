@@ -4,7 +4,6 @@
 //! script is atomic.
 
 use earshot_core::event::completed_transcript;
-use earshot_core::keys::EVENT_STREAM;
 use earshot_core::time::now_rfc3339;
 use earshot_core::{EventKind, Segment, SessionStatus, Transcript};
 use redis::Value;
@@ -156,8 +155,8 @@ impl RedisStore {
                 k.metadata(id),
                 k.transcript(id),
                 k.segments(id),
-                k.tenant_sessions(tenant),
-                EVENT_STREAM.to_owned(),
+                k.tenant_sessions(tenant, id),
+                k.event_stream(id),
                 k.idempotency(id),
             ];
             let args = [

@@ -1,5 +1,6 @@
-//! Shared by the test binaries: builds a store of either backend (Redis with its own
-//! throwaway server) and small helpers to make sessions and read events.
+//! Shared by the test binaries: builds a store of any backend (Redis with its own
+//! throwaway server; Redis Cluster on the binary's one shared cluster, flushed and
+//! used by one test at a time) and small helpers to make sessions and read events.
 
 #![allow(dead_code)]
 
@@ -8,23 +9,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use earshot_core::config::StoreConfig;
-use earshot_core::keys::EVENT_STREAM;
 use earshot_core::{Event, NewSegment, NewSession, Session, SessionId, StreamId, TenantId};
 use earshot_store::{CreateOutcome, DynStore, MemoryStore};
-pub use earshot_testsupport::RedisServer;
+pub use earshot_testsupport::{RedisCluster, RedisServer};
+use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 
 /// Which backend a conformance test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Memory,
     Redis,
+    Cluster,
 }
+
+/// Cluster tests share one cluster per binary, so they take turns: each flushes it
+/// and holds this until its harness is dropped. Re-entrant, because a test may build
+/// a second harness (on its own thread) after it is done with the first.
+static CLUSTER_TURN: ReentrantMutex<()> = ReentrantMutex::new(());
 
 /// A store under test, plus the redis-server it talks to (killed on drop).
 pub struct Harness {
     pub kind: Kind,
     pub store: DynStore,
     pub server: Option<RedisServer>,
+    /// Held by a cluster test for its whole run (see `CLUSTER_TURN`).
+    pub cluster_turn: Option<ReentrantMutexGuard<'static, ()>>,
 }
 
 impl Harness {
@@ -38,6 +47,7 @@ impl Harness {
                 kind,
                 store: Arc::new(MemoryStore::new(config)),
                 server: None,
+                cluster_turn: None,
             },
             Kind::Redis => {
                 let server = RedisServer::start();
@@ -48,6 +58,21 @@ impl Harness {
                     kind,
                     store: Arc::new(store),
                     server: Some(server),
+                    cluster_turn: None,
+                }
+            }
+            Kind::Cluster => {
+                let turn = CLUSTER_TURN.lock();
+                let cluster = RedisCluster::shared();
+                cluster.flush_all();
+                let store = earshot_store::RedisStore::connect(&cluster.url(), config)
+                    .await
+                    .expect("connect to the test binary's cluster");
+                Self {
+                    kind,
+                    store: Arc::new(store),
+                    server: None,
+                    cluster_turn: Some(turn),
                 }
             }
         }
@@ -95,15 +120,21 @@ pub fn timed_seg(text: &str, a: i64, b: i64) -> NewSegment {
     }
 }
 
-/// Every event on the event stream, parsed.
+/// Every event on every event stream (partition), parsed, in id order.
 pub async fn events(store: &DynStore) -> Vec<(StreamId, Event)> {
-    store
-        .read_stream(EVENT_STREAM, StreamId::ZERO, 100_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.id, Event::from_fields(&e.fields).expect("a valid event")))
-        .collect()
+    let mut all = Vec::new();
+    for stream in store.event_streams() {
+        all.extend(
+            store
+                .read_stream(&stream, StreamId::ZERO, 100_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.id, Event::from_fields(&e.fields).expect("a valid event"))),
+        );
+    }
+    all.sort_by_key(|(id, _)| *id);
+    all
 }
 
 /// The events of one type.
@@ -125,7 +156,7 @@ pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Declares each listed `async fn name(kind: Kind)` as a test module `name` with a
-/// `memory` and a `redis` test, so one body runs against both backends.
+/// `memory`, a `redis` and a `cluster` test, so one body runs against every backend.
 #[macro_export]
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -138,6 +169,10 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn redis() {
                     super::$name($crate::support::Kind::Redis).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    super::$name($crate::support::Kind::Cluster).await
                 }
             }
         )*

@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// Address to bind.
     #[arg(long, env = "EARSHOT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// redis://, rediss:// URL. Unset: the embedded in-memory store.
+    /// redis://, rediss:// (TLS), redis+cluster://h1:p1,h2:p2 or rediss+cluster:// URL.
+    /// Unset: the embedded in-memory store.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
     /// `test` forces the embedded store.
@@ -47,6 +48,13 @@ pub struct ServeArgs {
     /// Connect and command timeout of the store.
     #[arg(long, env = "EARSHOT_REDIS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub redis_timeout: Duration,
+    /// Event partitions on Redis Cluster; fixed for the life of a deployment (pinned in
+    /// `earshot:config`, a node configured differently refuses to start).
+    #[arg(long, env = "EARSHOT_EVENT_PARTITIONS", default_value_t = earshot_core::keys::DEFAULT_EVENT_PARTITIONS, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub event_partitions: u32,
+    /// Replicas every acknowledged write waits for (WAIT); 0 = asynchronous replication.
+    #[arg(long, env = "EARSHOT_REDIS_WAIT", default_value_t = 0)]
+    pub redis_wait: u32,
     /// TTL of cached completed transcripts (clamped to 1-60 min).
     #[arg(long, env = "EARSHOT_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
@@ -145,6 +153,8 @@ impl ServeArgs {
             event_retention: self.event_retention,
             command_timeout: self.redis_timeout,
             cache_ttl: StoreConfig::clamp_cache_ttl(self.cache_ttl),
+            event_partitions: self.event_partitions,
+            redis_wait: self.redis_wait,
             max_session_segments: self.max_session_segments.max(1),
             max_session_bytes: self.max_session_bytes.max(1),
             ..StoreConfig::default()
