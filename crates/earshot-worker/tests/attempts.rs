@@ -152,10 +152,13 @@ async fn entries_whose_read_reply_was_lost_are_delivered_at_once() {
     let port = reply_cutting_proxy(redis.port(), cut.clone()).await;
     let worker_store = redis_store(&format!("redis://127.0.0.1:{port}")).await;
     let record = Arc::new(Record::default());
+    // All five are in the stream before the worker's first read, so that one read takes
+    // them all: published while it waits, the first XADD would wake it with fewer, and
+    // the rest would never be read while every reply carrying the marker is cut.
+    let published = publish(&env.store, MARKED, 5).await;
+    cut.store(true, Ordering::SeqCst);
     // min_idle stays at 60 s: a reclaim cannot be what recovers the entries.
     let w = spawn(cfg("g", "w"), &worker_store, TestSink::ok("w", &record));
-    cut.store(true, Ordering::SeqCst);
-    let published = publish(&env.store, MARKED, 5).await;
     // The worker's XREADGROUP ran (the entries are pending under its name) but its
     // reply was cut.
     let deadline = tokio::time::Instant::now() + PATIENCE;
