@@ -28,6 +28,7 @@ mod agreement;
 mod backlog;
 mod config;
 mod live;
+mod timing;
 mod transcriber;
 
 pub use agreement::aligned_prefix;

@@ -87,6 +87,9 @@ pub struct StreamingTranscriber {
     arrivals: VecDeque<(u64, Instant)>,
     /// Speech start (sample) awaiting its first partial.
     first_partial_pending: Option<u64>,
+    /// Audio (ms) not yet counted in the scheduler's load meter: reported a second at a
+    /// time, not per frame, since the meter is shared by every stream behind one lock.
+    unreported_ms: u64,
     stats: StreamStats,
 }
 
@@ -132,6 +135,7 @@ impl StreamingTranscriber {
             pending: None,
             arrivals: VecDeque::new(),
             first_partial_pending: None,
+            unreported_ms: 0,
             stats: StreamStats::default(),
         }
     }
@@ -226,7 +230,11 @@ impl StreamingTranscriber {
                 self.trim_idle();
             }
         }
-        self.sched.stream_audio(samples.len() as u64 / SPM);
+        self.unreported_ms += samples.len() as u64 / SPM;
+        if self.unreported_ms >= 1_000 {
+            self.sched
+                .stream_audio(std::mem::take(&mut self.unreported_ms));
+        }
         self.stats.audio_ms = self.total / SPM;
         self.prune_arrivals();
         Ok(events)
@@ -381,7 +389,12 @@ impl StreamingTranscriber {
     fn uncommitted_words(&self, t: Transcript) -> Vec<Word> {
         let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();
         collapse_repeats(&mut words);
-        strip_committed(&self.committed_in_window, self.last_committed_end_ms, words)
+        let mut new = strip_committed(&self.committed_in_window, self.last_committed_end_ms, words);
+        let from = ((self.buf_start / SPM) as i64).max(self.last_committed_end_ms);
+        if super::timing::respread_if_collapsed(&mut new, from, (self.total / SPM) as i64) {
+            metrics::counter!("earshot_asr_collapsed_word_times_total").increment(1);
+        }
+        new
     }
 
     /// The window is full in the middle of speech: words followed by at least
@@ -399,8 +412,12 @@ impl StreamingTranscriber {
             Err(e) => return Err(e),
         };
         if !self.plausible(&new) {
-            // An echo of the prompt or of committed text: this decode tells us nothing.
+            // An echo of the prompt or of committed text: this decode tells us nothing. The
+            // window is still cut, as when over budget: left at its cap, it would be
+            // decoded again on every frame (each decode seeing the same echo) while the
+            // stream falls further behind with every one.
             metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
+            self.enforce_window_cap(events);
             return Ok(());
         }
         let stable_end = (self.total / SPM).saturating_sub(self.cfg.stable_margin_ms) as i64;
@@ -408,9 +425,20 @@ impl StreamingTranscriber {
         let commit: Vec<Word> = new[..n].to_vec();
         self.tail = new[n..].to_vec();
         self.hypothesis = self.tail.clone();
+        let window_from = self.buf_start / SPM;
         self.commit(commit, events);
         self.emit_partial(events);
         self.enforce_window_cap(events);
+        tracing::debug!(
+            window_from,
+            window_to = self.total / SPM,
+            stable_end,
+            committed = %crate::text::join_words(&new[..n]),
+            tail = %crate::text::join_words(&self.tail),
+            first_word_ms = new.first().map(|w| w.start_ms),
+            cut_to = self.buf_start / SPM,
+            "commit at cap"
+        );
         Ok(())
     }
 
