@@ -78,6 +78,18 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
     }
 
+    /// 503 with `Retry-After`: every place for an upload is taken; it would only wait.
+    pub fn uploads_busy() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is transcribing as many uploads as it can take; retry shortly",
+            )
+        }
+    }
+
     /// 503 with `Retry-After`: the store did not answer.
     pub fn store_unavailable() -> Self {
         Self {

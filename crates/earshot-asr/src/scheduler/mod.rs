@@ -21,6 +21,7 @@
 mod load;
 mod slots;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,11 +65,18 @@ impl SchedulerConfig {
     }
 }
 
+/// Uploads in flight per decode slot: one decoding, one waiting its turn. More would only
+/// wait in memory, each holding its whole decoded audio, so they are refused with a time
+/// to retry instead.
+pub const MAX_UPLOADS_PER_SLOT: usize = 2;
+
 struct Inner {
     engine: Arc<Engine>,
     slots: Slots,
     load: LoadMeter,
     cfg: SchedulerConfig,
+    /// Uploads admitted and not yet finished.
+    uploads: AtomicUsize,
 }
 
 /// Shared decode scheduler (cheap to clone).
@@ -103,6 +111,24 @@ impl Drop for Permit {
     }
 }
 
+/// Admission of one upload; dropping it frees the place.
+pub struct UploadPermit {
+    sched: Scheduler,
+}
+
+impl std::fmt::Debug for UploadPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UploadPermit")
+    }
+}
+
+impl Drop for UploadPermit {
+    fn drop(&mut self) {
+        let n = self.sched.inner.uploads.fetch_sub(1, Ordering::AcqRel) - 1;
+        metrics::gauge!("earshot_asr_uploads_in_flight").set(n as f64);
+    }
+}
+
 impl Scheduler {
     /// A scheduler for `engine` with the default capacity for its thread count.
     pub fn new(engine: Arc<Engine>) -> Self {
@@ -125,6 +151,7 @@ impl Scheduler {
                 load,
                 engine,
                 cfg,
+                uploads: AtomicUsize::new(0),
             }),
         }
     }
@@ -145,6 +172,30 @@ impl Scheduler {
         self.inner.load.try_admit().then(|| Permit {
             sched: self.clone(),
         })
+    }
+
+    /// Admit an upload, or `None` when [`MAX_UPLOADS_PER_SLOT`] per slot are in flight
+    /// already (answer `overloaded` with a time to retry). Take it before decoding the
+    /// file: decoding costs memory and CPU too.
+    pub fn try_admit_upload(&self) -> Option<UploadPermit> {
+        let max = self.inner.cfg.decode_slots * MAX_UPLOADS_PER_SLOT;
+        match self
+            .inner
+            .uploads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            }) {
+            Ok(n) => {
+                metrics::gauge!("earshot_asr_uploads_in_flight").set((n + 1) as f64);
+                Some(UploadPermit {
+                    sched: self.clone(),
+                })
+            }
+            Err(_) => {
+                metrics::counter!("earshot_asr_uploads_refused_total").increment(1);
+                None
+            }
+        }
     }
 
     /// Streams currently admitted.
@@ -191,9 +242,12 @@ impl Scheduler {
         max_wait: Duration,
     ) -> Result<Option<Transcript>, EngineError> {
         let t0 = Instant::now();
-        let Ok(guard) =
-            tokio::time::timeout(max_wait, self.inner.slots.acquire(Priority::Partial)).await
-        else {
+        // With a cancel flag the partial gives its slot up to a commit that needs it.
+        let acquire = self
+            .inner
+            .slots
+            .acquire_with(Priority::Partial, opts.cancel.clone());
+        let Ok(guard) = tokio::time::timeout(max_wait, acquire).await else {
             metrics::counter!("earshot_asr_partials_skipped_total").increment(1);
             return Ok(None);
         };
@@ -218,7 +272,22 @@ impl Scheduler {
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let out = sched.inner.engine.decode(&samples, &opts);
-            sched.inner.load.decoded(priority, started.elapsed());
+            let busy = started.elapsed();
+            sched.inner.load.decoded(priority, busy);
+            tracing::debug!(
+                priority = label(priority),
+                audio_ms = samples.len() / 16,
+                busy_ms = busy.as_millis() as u64,
+                audio_ctx = out.as_ref().map_or(0, |t| t.audio_ctx),
+                retried = out.as_ref().is_ok_and(|t| t.retried_wider_ctx),
+                words = out.as_ref().map_or(0, |t| t
+                    .segments
+                    .iter()
+                    .map(|s| s.words.len())
+                    .sum::<usize>()),
+                error = out.as_ref().err().map(|e| e.to_string()),
+                "decode"
+            );
             drop(guard);
             metrics::gauge!("earshot_asr_slots_in_use").set(sched.inner.slots.in_use() as f64);
             out

@@ -7,8 +7,16 @@
 //! and partials in arrival order, and those never in the last slot, which stays for
 //! commits. An upload that has waited [`BATCH_AGING`] counts as urgent, so a flood of live
 //! commits cannot starve it forever.
+//!
+//! A decode, once running, keeps its slot until whisper returns. A partial decode is
+//! optional, so it is the one exception: when a commit waits and no slot is free, a
+//! running partial is stopped (its cancel flag, which whisper checks between graph
+//! nodes) and its slot goes to the commit. Without that, a commit that arrives just after
+//! a partial started waits out the whole partial, and with several streams ending
+//! utterances at once those waits add up to seconds of final latency.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +40,8 @@ pub const BATCH_AGING: Duration = Duration::from_secs(3);
 struct Waiter {
     priority: Priority,
     since: Instant,
+    /// Set to stop this decode once it runs, if a commit needs its slot.
+    preempt: Option<Arc<AtomicBool>>,
     tx: oneshot::Sender<SlotGuard>,
 }
 
@@ -40,6 +50,9 @@ struct State {
     /// Partial and upload decodes running now.
     background: usize,
     waiters: VecDeque<Waiter>,
+    /// Running decodes that may be stopped for a commit, by guard id.
+    preemptible: Vec<(u64, Arc<AtomicBool>)>,
+    next_id: u64,
 }
 
 /// The slot pool (cheap to clone).
@@ -58,12 +71,13 @@ pub struct Slots {
 pub struct SlotGuard {
     slots: Option<Slots>,
     priority: Priority,
+    id: u64,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         if let Some(slots) = self.slots.take() {
-            slots.release(self.priority);
+            slots.release(self.priority, self.id);
         }
     }
 }
@@ -76,6 +90,8 @@ impl Slots {
                 free: total.max(1),
                 background: 0,
                 waiters: VecDeque::new(),
+                preemptible: Vec::new(),
+                next_id: 0,
             })),
             total: total.max(1),
             max_background: total.saturating_sub(1).max(1),
@@ -101,12 +117,24 @@ impl Slots {
 
     /// Wait for a slot. Cancel-safe: a waiter dropped before it is served takes nothing.
     pub async fn acquire(&self, priority: Priority) -> SlotGuard {
+        self.acquire_with(priority, None).await
+    }
+
+    /// [`acquire`](Self::acquire), for a decode that gives its slot up to a waiting commit
+    /// when it has a `preempt` flag: the flag is set when a commit needs the slot, and the
+    /// decode must then stop.
+    pub async fn acquire_with(
+        &self,
+        priority: Priority,
+        preempt: Option<Arc<AtomicBool>>,
+    ) -> SlotGuard {
         let rx = {
             let mut st = self.state.lock();
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(Waiter {
                 priority,
                 since: Instant::now(),
+                preempt,
                 tx,
             });
             self.hand_out(&mut st);
@@ -119,18 +147,20 @@ impl Slots {
         }
     }
 
-    fn guard(&self, priority: Priority) -> SlotGuard {
+    fn guard(&self, priority: Priority, id: u64) -> SlotGuard {
         SlotGuard {
             slots: Some(self.clone()),
             priority,
+            id,
         }
     }
 
-    fn release(&self, priority: Priority) {
+    fn release(&self, priority: Priority, id: u64) {
         let mut st = self.state.lock();
         if priority != Priority::Commit {
             st.background -= 1;
         }
+        st.preemptible.retain(|(i, _)| *i != id);
         st.free += 1;
         self.hand_out(&mut st);
     }
@@ -144,18 +174,49 @@ impl Slots {
                 return;
             };
             let w = st.waiters.remove(i).expect("index from next_waiter");
+            let id = st.next_id;
+            st.next_id += 1;
             // A waiter that gave up (its receiver is gone) hands the guard straight back:
             // forget that guard so it does not re-enter `release` under the lock.
-            match w.tx.send(self.guard(w.priority)) {
+            match w.tx.send(self.guard(w.priority, id)) {
                 Ok(()) => {
                     st.free -= 1;
                     if w.priority != Priority::Commit {
                         st.background += 1;
                     }
+                    if let Some(flag) = w.preempt {
+                        st.preemptible.push((id, flag));
+                    }
                 }
                 Err(mut g) => {
                     g.slots = None;
                 }
+            }
+        }
+        self.preempt_for_commits(st);
+    }
+
+    /// No slot is free: stop as many running preemptible decodes as commits wait (beyond
+    /// those already told to stop), newest first, since they have done the least work.
+    fn preempt_for_commits(&self, st: &mut State) {
+        let commits = st
+            .waiters
+            .iter()
+            .filter(|w| w.priority == Priority::Commit)
+            .count();
+        let stopping = st
+            .preemptible
+            .iter()
+            .filter(|(_, f)| f.load(Ordering::Relaxed))
+            .count();
+        let mut want = commits.saturating_sub(stopping);
+        for (_, flag) in st.preemptible.iter().rev() {
+            if want == 0 {
+                break;
+            }
+            if !flag.swap(true, Ordering::Relaxed) {
+                metrics::counter!("earshot_asr_partials_preempted_total").increment(1);
+                want -= 1;
             }
         }
     }
@@ -221,6 +282,51 @@ mod tests {
             .await
             .expect("the other slot is there for a commit");
         assert_eq!(slots.in_use(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_commit_stops_a_running_partial() {
+        let slots = Slots::new(1);
+        let flag = Arc::new(AtomicBool::new(false));
+        let partial = slots
+            .acquire_with(Priority::Partial, Some(flag.clone()))
+            .await;
+        assert!(!flag.load(Ordering::Relaxed), "nobody waits yet");
+        let s = slots.clone();
+        let commit = tokio::spawn(async move { s.acquire(Priority::Commit).await });
+        while slots.queued().0 == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(flag.load(Ordering::Relaxed), "the partial is told to stop");
+        drop(partial);
+        let _c = tokio::time::timeout(Duration::from_secs(5), commit)
+            .await
+            .expect("the commit gets the partial's slot")
+            .unwrap();
+        assert_eq!(slots.in_use(), 1);
+    }
+
+    #[tokio::test]
+    async fn commits_do_not_stop_uploads_or_each_other() {
+        let slots = Slots::new(1);
+        let _batch = slots.acquire(Priority::Batch).await;
+        let s = slots.clone();
+        let waiting = tokio::spawn(async move { s.acquire(Priority::Commit).await });
+        while slots.queued().0 == 0 {
+            tokio::task::yield_now().await;
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        let s = slots.clone();
+        let f = flag.clone();
+        let later = tokio::spawn(async move { s.acquire_with(Priority::Partial, Some(f)).await });
+        tokio::task::yield_now().await;
+        assert!(
+            !flag.load(Ordering::Relaxed),
+            "a queued partial is not running"
+        );
+        assert!(!waiting.is_finished(), "an upload window is not stopped");
+        waiting.abort();
+        later.abort();
     }
 
     #[tokio::test]

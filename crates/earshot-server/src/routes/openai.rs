@@ -137,6 +137,12 @@ pub async fn transcriptions(
         .filename
         .as_deref()
         .and_then(|f| f.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()));
+    // Taken once the body is in (a slow sender must not hold a place), held until the
+    // response: decoding the file and its windows count against it.
+    let _admitted = speech
+        .scheduler
+        .try_admit_upload()
+        .ok_or_else(ApiError::uploads_busy)?;
     let bytes = upload.file;
     let max_seconds = state.config.max_upload_seconds;
     let audio = tokio::task::spawn_blocking(move || {
