@@ -89,6 +89,13 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+    /// The server is about to close this stream (it is shutting down): stop sending audio,
+    /// keep it for the next connection, and send `flush` after the last frame sent. Every
+    /// frame before that `flush` is still transcribed and its finals delivered.
+    Draining {
+        /// How long the server keeps reading before it stops waiting for the `flush`.
+        grace_ms: u64,
+    },
 }
 
 impl ServerMessage {

@@ -5,162 +5,16 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use common::speech::*;
 use common::{expect_error, TestApp, ACME, GLOBEX};
-use earshot_asr::{
-    AdmissionConfig, Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig,
-};
-use earshot_server::{Speech, SpeechStatus};
-use earshot_testsupport::speech::{audio_dir, model_path, normalize, wer};
+use earshot_asr::AdmissionConfig;
+use earshot_server::SpeechStatus;
+use earshot_testsupport::speech::{audio_dir, normalize, wer};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-fn engine() -> Option<Arc<Engine>> {
-    static ENGINE: OnceLock<Option<Arc<Engine>>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            model_path().map(|p| Engine::load(EngineConfig::new(p)).expect("model loads"))
-        })
-        .clone()
-}
-
-/// A speech app, or `None` (test returns) when no model is available and not required.
-async fn speech_app(max_streams: usize, idle: Duration) -> Option<TestApp> {
-    speech_app_with(max_streams, AdmissionConfig::default(), idle).await
-}
-
-async fn speech_app_with(
-    max_streams: usize,
-    admission: AdmissionConfig,
-    idle: Duration,
-) -> Option<TestApp> {
-    let engine = engine()?;
-    let sched = Scheduler::with_config(
-        engine,
-        SchedulerConfig {
-            decode_slots: 1,
-            max_streams,
-            admission,
-        },
-    );
-    let speech = Speech {
-        scheduler: sched,
-        stream: StreamConfig::default(),
-        idle_timeout: idle,
-        model_name: "ggml-tiny.en.bin".into(),
-    };
-    Some(TestApp::start_speech(SpeechStatus::Ready(Arc::new(speech))).await)
-}
-
-fn clip_i16(file: &str) -> Vec<i16> {
-    let mut r = hound::WavReader::open(audio_dir().join(file)).expect("clip");
-    assert_eq!(r.spec().sample_rate, 16_000);
-    r.samples::<i16>().map(|s| s.unwrap()).collect()
-}
-
-fn reference(file: &str) -> String {
-    earshot_testsupport::speech::references()
-        .into_iter()
-        .find(|(f, _)| f == file)
-        .map(|(_, r)| r)
-        .expect("reference")
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, path_and_query: &str, key: &str) -> Result<Ws, u16> {
-    let url = format!("{}{}", app.base.replace("http://", "ws://"), path_and_query);
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("connect failed: {e}"),
-    }
-}
-
-/// What a client saw on one stream.
-#[derive(Default, Debug)]
-struct Seen {
-    frames: Vec<Value>,
-    close: Option<u16>,
-}
-
-impl Seen {
-    fn of_type(&self, t: &str) -> Vec<&Value> {
-        self.frames.iter().filter(|f| f["type"] == t).collect()
-    }
-    fn finals_text(&self) -> String {
-        self.of_type("final")
-            .iter()
-            .map(|f| f["text"].as_str().unwrap())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// Sends `bytes` in frames of `frame_ms` of audio at `speed`× real time, then the given
-/// control message (if any), and collects everything until the server closes.
-async fn run_stream(
-    ws: Ws,
-    bytes: Vec<u8>,
-    bytes_per_ms: usize,
-    frame_ms: usize,
-    speed: f64,
-    then: Option<&str>,
-) -> Seen {
-    let (mut tx, mut rx) = ws.split();
-    let reader = tokio::spawn(async move {
-        let mut seen = Seen::default();
-        while let Some(msg) = rx.next().await {
-            match msg {
-                Ok(Message::Text(t)) => seen.frames.push(serde_json::from_str(&t).unwrap()),
-                Ok(Message::Close(c)) => {
-                    seen.close = c.map(|c| u16::from(c.code));
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        seen
-    });
-    let frame = bytes_per_ms * frame_ms;
-    let pause = Duration::from_secs_f64(frame_ms as f64 / 1000.0 / speed);
-    for chunk in bytes.chunks(frame) {
-        if tx
-            .send(Message::Binary(chunk.to_vec().into()))
-            .await
-            .is_err()
-        {
-            break;
-        }
-        tokio::time::sleep(pause).await;
-    }
-    if let Some(t) = then {
-        let _ = tx.send(Message::Text(t.into())).await;
-    }
-    tokio::time::timeout(Duration::from_secs(120), reader)
-        .await
-        .expect("server closed the stream")
-        .unwrap()
-}
-
-fn s16le(samples: &[i16]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-/// A clip surrounded by silence, as a live microphone would send it.
-fn with_silence(samples: &[i16], ms: usize) -> Vec<i16> {
-    let pad = vec![0i16; ms * 16];
-    [pad.as_slice(), samples, pad.as_slice()].concat()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realtime_stream_finals_are_persisted_published_and_completed() {

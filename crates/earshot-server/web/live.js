@@ -100,7 +100,7 @@ export class LiveSession {
   }
 
   audio(pcm) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.pending.length === 0) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && !this.draining && this.pending.length === 0) {
       this.ws.send(pcm);
       return;
     }
@@ -128,6 +128,7 @@ export class LiveSession {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.opened = false;
+    this.draining = false;
     this.lastError = null;
     ws.onopen = () => {
       this.opened = true;
@@ -165,6 +166,12 @@ export class LiveSession {
         this.heard = true;
         this.attempts = 0;
         this.captions.final(m.seq, m.text, m.start_ms, m.end_ms);
+        break;
+      case "draining":
+        // The server is going away: what it has read is transcribed; the rest waits in
+        // `pending` for the next connection. `flush` tells it nothing more is coming.
+        this.draining = true;
+        if (this.ws) this.ws.send(JSON.stringify({ type: "flush" }));
         break;
       case "completed":
         this.completed = true;

@@ -110,7 +110,10 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
     let end = loop {
         let next = tokio::select! {
             biased;
-            _ = ctx.shutdown.cancelled() => break End::Shutdown,
+            _ = ctx.shutdown.cancelled() => break match drain(&mut ctx, &out, &mut rx).await {
+                Ok(()) => End::Shutdown,
+                Err(end) => end,
+            },
             _ = keeper.lost.cancelled() => break End::LockLost,
             msg = tokio::time::timeout(ctx.idle_timeout, rx.recv()) => msg,
             partial = ctx.live.next_partial() => {
@@ -144,6 +147,41 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
     reader.abort();
     drop(keeper);
     wind_down(&mut ctx, out, end, claims).await;
+}
+
+/// How long a stream keeps reading its client once the server shuts down, waiting for
+/// the `flush` that says the client has stopped sending.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// The server is shutting down. Audio the client already sent must not be dropped unread,
+/// yet the client keeps sending until it hears of the shutdown. So the client is told
+/// (`draining`): it stops sending, keeps its audio for the next connection, and sends
+/// `flush`. Everything read before that `flush` (or for [`DRAIN_GRACE`], for a client that
+/// does not answer) is transcribed like any other audio.
+async fn drain(
+    ctx: &mut StreamCtx,
+    out: &Outbox,
+    rx: &mut mpsc::Receiver<Inbound>,
+) -> Result<(), End> {
+    out.send(&ServerMessage::Draining {
+        grace_ms: DRAIN_GRACE.as_millis() as u64,
+    });
+    let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) | Ok(None) | Ok(Some(Inbound::Closed)) => return Ok(()),
+            Ok(Some(Inbound::TooLarge(message))) => return Err(End::FrameTooLarge(message)),
+            Ok(Some(Inbound::Audio(bytes, at, permit))) => {
+                on_audio(ctx, out, &bytes, at).await?;
+                drop(permit);
+            }
+            Ok(Some(Inbound::Text(text))) => match ClientMessage::parse(&text) {
+                Ok(ClientMessage::Flush) => return Ok(()),
+                Ok(ClientMessage::Finalize) => return Err(End::Finalize),
+                _ => {}
+            },
+        }
+    }
 }
 
 /// On reconnect with `resume_after_seq`, the finals the client has not seen.
