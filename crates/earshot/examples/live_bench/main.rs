@@ -18,7 +18,9 @@
 //! # reuse the solo (one stream alone) results of an earlier run:
 //! cargo run --release -p earshot --example live_bench -- --levels 4,6 --solo-from live_bench.jsonl
 //! ```
-//! Needs `espeak-ng` for `--material espeak|mixed` (`apt-get install -y espeak-ng`).
+//! Needs `espeak-ng` for `--material espeak|mixed`, and Festival too for `unseen`, the
+//! held-out pool the published figures come from
+//! (`apt-get install -y espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k`).
 //! Environment: `EARSHOT_MODEL` (default `/work/shared/models/ggml-tiny.en.bin`) is passed to
 //! the server; `--env KEY=VALUE` adds more server environment. Only 127.0.0.1 is used.
 
@@ -27,6 +29,7 @@ mod material;
 mod metrics;
 mod report;
 mod server;
+mod unseen;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -68,6 +71,10 @@ struct Args {
     /// Seed of the script order and pauses.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Which scripts the streams send (default 0, 1, 2, …): e.g. `--scripts 4 --levels 1`
+    /// replays script 4 alone, to look into it with `--env RUST_LOG=earshot_asr=debug`.
+    #[arg(long, value_delimiter = ',')]
+    scripts: Vec<usize>,
     /// Directory of the shared clips and references.tsv.
     #[arg(long, default_value = "/work/shared/audio")]
     audio_dir: PathBuf,
@@ -115,7 +122,17 @@ async fn run(args: Args) -> Result<(), String> {
         &target.join("live_bench_material"),
     )?;
     let max_n = args.levels.iter().copied().max().unwrap_or(1);
-    let scripts: Vec<Arc<Script>> = (0..max_n)
+    let indices: Vec<usize> = if args.scripts.is_empty() {
+        (0..max_n).collect()
+    } else if args.scripts.len() >= max_n {
+        args.scripts.clone()
+    } else {
+        return Err(format!(
+            "--scripts names fewer scripts than the {max_n} streams asked"
+        ));
+    };
+    let scripts: Vec<Arc<Script>> = indices
+        .into_iter()
         .map(|k| {
             Arc::new(material::build_script(
                 &pool,

@@ -15,6 +15,8 @@ pub enum Material {
     Clips,
     Espeak,
     Mixed,
+    /// Held-out sentences and voices ([`crate::unseen`]): the figures to publish.
+    Unseen,
 }
 
 impl std::str::FromStr for Material {
@@ -24,8 +26,9 @@ impl std::str::FromStr for Material {
             "clips" => Ok(Self::Clips),
             "espeak" => Ok(Self::Espeak),
             "mixed" => Ok(Self::Mixed),
+            "unseen" => Ok(Self::Unseen),
             _ => Err(format!(
-                "--material must be clips, espeak or mixed, not {s:?}"
+                "--material must be clips, espeak, mixed or unseen, not {s:?}"
             )),
         }
     }
@@ -117,11 +120,14 @@ pub fn load_pool(
     cache_dir: &Path,
 ) -> Result<Vec<Utterance>, String> {
     let mut pool = Vec::new();
-    if material != Material::Espeak {
-        pool.extend(load_clips(audio_dir)?);
-    }
-    if material != Material::Clips {
-        pool.extend(synthesize(cache_dir)?);
+    match material {
+        Material::Clips => pool.extend(load_clips(audio_dir)?),
+        Material::Espeak => pool.extend(synthesize(cache_dir)?),
+        Material::Mixed => {
+            pool.extend(load_clips(audio_dir)?);
+            pool.extend(synthesize(cache_dir)?);
+        }
+        Material::Unseen => pool.extend(crate::unseen::synthesize(cache_dir)?),
     }
     if pool.is_empty() {
         return Err("no utterances".into());
@@ -227,7 +233,7 @@ pub fn build_script(pool: &[Utterance], index: usize, seed: u64, min_secs: f64) 
 }
 
 /// Reads a mono or stereo 16-bit WAV and returns 16 kHz mono samples (linear interpolation).
-fn read_wav_16k(path: &Path) -> Result<Vec<i16>, String> {
+pub fn read_wav_16k(path: &Path) -> Result<Vec<i16>, String> {
     let reader = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let spec = reader.spec();
     if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
@@ -265,7 +271,7 @@ fn resample(x: &[i16], from: u32, to: u32) -> Vec<i16> {
 
 /// Cuts leading and trailing silence (below 3 % of the peak), keeping 100 ms margins, so an
 /// utterance's scripted end is where its speech ends.
-fn trim_silence(x: &[i16]) -> Vec<i16> {
+pub fn trim_silence(x: &[i16]) -> Vec<i16> {
     let peak = x.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
     let thr = (u32::from(peak) * 3 / 100) as u16;
     let loud = |s: &i16| s.unsigned_abs() > thr;
@@ -276,7 +282,7 @@ fn trim_silence(x: &[i16]) -> Vec<i16> {
     x[first.saturating_sub(margin)..(last + margin).min(x.len())].to_vec()
 }
 
-fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
+pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,
@@ -292,7 +298,7 @@ fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
 }
 
 /// FNV-1a, for cache keys and fingerprints.
-fn fnv(s: &str) -> u64 {
+pub fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -93,7 +93,8 @@ pub fn load_solo(
             continue;
         }
         // Only a solo run of the very same script counts.
-        if scripts.get(k).map(|s| s.fingerprint.as_str()) == v["fingerprint"].as_str() {
+        let script = scripts.iter().find(|s| s.index == k);
+        if script.map(|s| s.fingerprint.as_str()) == v["fingerprint"].as_str() {
             out.insert(
                 k,
                 Solo {
