@@ -117,7 +117,10 @@ async fn uploads_past_the_decode_budget_are_refused_with_retry_after() {
             .as_str()
             .unwrap()
             .to_owned();
-        assert!(text.to_lowercase().contains("forward"), "the clips' words: {text:?}");
+        assert!(
+            text.to_lowercase().contains("forward"),
+            "the clips' words: {text:?}"
+        );
     }
     let again = upload(&app, wav(&clip)).await;
     assert_eq!(again.status(), 200, "a freed place takes the next upload");
