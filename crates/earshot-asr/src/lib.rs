@@ -76,7 +76,9 @@ pub use audio::{
     decode_bytes, decode_file, AudioEncoding, AudioError, DecodedAudio, StreamDecoder,
 };
 pub use engine::{AudioCtx, DecodeOptions, Engine, EngineConfig, EngineError, Transcript};
-pub use scheduler::{AdmissionConfig, LoadSnapshot, Permit, Priority, Scheduler, SchedulerConfig};
+pub use scheduler::{
+    AdmissionConfig, LoadSnapshot, Permit, Priority, Scheduler, SchedulerConfig, SharedSlots,
+};
 pub use streaming::{
     Backlog, BacklogPermit, FrameTooLarge, LiveError, LiveStream, StreamConfig, StreamEvent,
     StreamStats, StreamingTranscriber,
