@@ -198,8 +198,7 @@ pub(crate) struct Header {
     pub vocab: Vec<u8>,
 }
 
-/// Reads everything before the tensors, checking each length against the file.
-pub(crate) fn read_header<R: std::io::Read>(input: &mut Input<R>) -> Result<Header, GgmlError> {
+fn read_hparams_from<R: std::io::Read>(input: &mut Input<R>) -> Result<Hparams, GgmlError> {
     if input.remaining() < 4 || input.u32("magic")? != GGML_MAGIC {
         return Err(GgmlError::NotGgml);
     }
@@ -213,6 +212,12 @@ pub(crate) fn read_header<R: std::io::Read>(input: &mut Input<R>) -> Result<Head
             "hyper-parameters {hp:?} include a non-positive size"
         )));
     }
+    Ok(hparams)
+}
+
+/// Reads everything before the tensors, checking each length against the file.
+pub(crate) fn read_header<R: std::io::Read>(input: &mut Input<R>) -> Result<Header, GgmlError> {
+    let hparams = read_hparams_from(input)?;
     let n_mel = input.i32("mel filterbank size")?;
     let n_fft = input.i32("mel filterbank size")?;
     if !(1..=MAX_MEL_DIM).contains(&n_mel) || !(1..=MAX_MEL_DIM).contains(&n_fft) {
@@ -251,19 +256,30 @@ pub(crate) fn read_header<R: std::io::Read>(input: &mut Input<R>) -> Result<Head
     })
 }
 
-/// Reads a model file's header (not its tensors).
+/// Reads a model file's header up to its tensors, checking it.
 pub fn read_info(path: &Path) -> Result<ModelInfo, GgmlError> {
+    info(path, |input| Ok(read_header(input)?.hparams))
+}
+
+/// Reads only the first 48 bytes (magic and hyper-parameters): what a model is, cheaply.
+pub fn read_hparams(path: &Path) -> Result<ModelInfo, GgmlError> {
+    info(path, read_hparams_from)
+}
+
+fn info(
+    path: &Path,
+    read: impl FnOnce(&mut Input<BufReader<File>>) -> Result<Hparams, GgmlError>,
+) -> Result<ModelInfo, GgmlError> {
     let file =
         File::open(path).map_err(|e| GgmlError::io(format!("opening {}", path.display()), e))?;
     let len = file
         .metadata()
         .map_err(|e| GgmlError::io(format!("reading {}", path.display()), e))?
         .len();
-    let mut input = Input::new(BufReader::new(file), len);
-    let header = read_header(&mut input)?;
+    let hparams = read(&mut Input::new(BufReader::new(file), len))?;
     Ok(ModelInfo {
-        hparams: header.hparams,
-        weights: WeightType::from_ftype(header.hparams.ftype),
+        hparams,
+        weights: WeightType::from_ftype(hparams.ftype),
         file_bytes: len,
     })
 }

@@ -32,7 +32,7 @@ mod input;
 pub mod quantize;
 
 pub use error::GgmlError;
-pub use header::{read_info, Hparams, ModelInfo, WeightType};
+pub use header::{read_hparams, read_info, Hparams, ModelInfo, WeightType};
 pub use quantize::{quantize_file, QuantType, QuantizeReport};
 
 /// The first four bytes of every legacy ggml file, read as a little-endian u32.

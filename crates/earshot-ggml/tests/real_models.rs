@@ -1,7 +1,8 @@
 //! The real models of `shared/models`: quantizing the f16 tiny.en to q8_0 gives, byte for
 //! byte, the q8_0 file shipped beside it (made with whisper.cpp's rules by another
 //! implementation), and the headers say what each model is. That whisper.cpp loads and
-//! transcribes with our output is tested in earshot-asr's `quantized` test.
+//! transcribes with a q5_0 made here is tested through the CLI (`earshot` crate,
+//! `tests/quantize.rs`).
 
 use std::io::Read;
 
