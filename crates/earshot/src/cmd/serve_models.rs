@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use earshot_asr::{
     AdmissionConfig, Engine, EngineConfig, Scheduler, SchedulerConfig, SharedSlots, StreamConfig,
 };
