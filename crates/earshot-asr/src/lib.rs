@@ -77,8 +77,8 @@ pub use audio::{
 };
 pub use engine::{AudioCtx, DecodeOptions, Engine, EngineConfig, EngineError, Transcript};
 pub use scheduler::{
-    AdmissionConfig, LoadSnapshot, Permit, Priority, Scheduler, SchedulerConfig, UploadPermit,
-    MAX_UPLOADS_PER_SLOT,
+    AdmissionConfig, LoadSnapshot, Permit, Priority, Scheduler, SchedulerConfig, SharedSlots,
+    UploadPermit, MAX_UPLOADS_PER_SLOT,
 };
 pub use streaming::{
     Backlog, BacklogPermit, FrameTooLarge, LiveError, LiveStream, StreamConfig, StreamEvent,

@@ -9,7 +9,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
-use crate::routes::{events, health, openai, sessions, stream};
+use crate::routes::{events, health, models, openai, sessions, stream};
 use crate::state::AppState;
 use crate::{auth, limits};
 
@@ -28,6 +28,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/transcript", get(sessions::transcript))
         .route(auth::STREAM_ROUTE, get(stream::stream))
         .route("/v1/events", get(events::events))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
         .layer(DefaultBodyLimit::max(max_body));
     let uploads = Router::new()
         .route("/v1/audio/transcriptions", post(openai::transcriptions))

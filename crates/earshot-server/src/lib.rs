@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use speech::{Speech, SpeechStatus};
+pub use speech::{Models, Speech, SpeechStatus};
 pub use state::{AppState, ServerConfig};
 pub use tenants::Tenants;
 

@@ -29,6 +29,21 @@ pub fn model_path() -> Option<PathBuf> {
     None
 }
 
+/// A model file of `shared/models` by name (`ggml-base-q5_0.bin`), with the same rule as
+/// [`model_path`]: `None` (with a notice) when absent, a failure under
+/// `EARSHOT_REQUIRE_MODEL=1`.
+pub fn shared_model(file: &str) -> Option<PathBuf> {
+    let p = shared_dir().join("models").join(file);
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("EARSHOT_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!("EARSHOT_REQUIRE_MODEL=1 but no model at {}", p.display());
+    }
+    eprintln!("NOTICE: skipping: no model at {}", p.display());
+    None
+}
+
 /// Audio clip directory.
 pub fn audio_dir() -> PathBuf {
     shared_dir().join("audio")

@@ -73,12 +73,24 @@ impl State {
     }
 }
 
-/// The meter shared by every stream and upload of one scheduler.
+/// The meter shared by every stream and upload of one scheduler (one model).
 pub struct LoadMeter {
     state: Mutex<State>,
     slots: f64,
     cfg: AdmissionConfig,
     max_streams: usize,
+    /// With several models sharing the slots: this meter's model, a label on its gauges.
+    model: Option<String>,
+}
+
+/// What the other models sharing the slots use now: their load counts against this
+/// model's headroom and their streams against the hard cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Others {
+    /// Predicted slots in use by their streams and uploads.
+    pub load: f64,
+    /// Their admitted streams.
+    pub streams: usize,
 }
 
 /// What the meter says now.
@@ -111,31 +123,52 @@ impl LoadMeter {
             slots: slots.max(1) as f64,
             cfg,
             max_streams: max_streams.max(1),
+            model: None,
         }
+    }
+
+    /// The same meter, its gauges labelled `model` (several models share the slots).
+    pub fn for_model(mut self, model: &str) -> Self {
+        self.model = Some(model.to_owned());
+        self
     }
 
     /// Admit one more stream if the prediction allows it.
     pub fn try_admit(&self) -> bool {
+        self.try_admit_beside(Others::default())
+    }
+
+    /// Admit one more stream if the prediction allows it, with `others` on the same slots.
+    pub fn try_admit_beside(&self, others: Others) -> bool {
         let mut st = self.state.lock();
         st.decay(Instant::now());
-        let snap = self.snapshot_of(&st);
+        let snap = self.snapshot_of(&st, others);
         let ok = snap.headroom_streams > 0;
         if ok {
             st.streams += 1;
         }
-        let snap = self.snapshot_of(&st);
+        let snap = self.snapshot_of(&st, others);
         drop(st);
-        publish(&snap);
+        self.publish(&snap);
         ok
+    }
+
+    /// What this meter's streams and uploads use, for the other models' admission.
+    pub fn own(&self) -> Others {
+        let snap = self.snapshot();
+        Others {
+            load: snap.load,
+            streams: snap.streams,
+        }
     }
 
     /// A stream ended.
     pub fn release(&self) {
         let mut st = self.state.lock();
         st.streams = st.streams.saturating_sub(1);
-        let snap = self.snapshot_of(&st);
+        let snap = self.snapshot_of(&st, Others::default());
         drop(st);
-        publish(&snap);
+        self.publish(&snap);
     }
 
     /// A stream took in `secs` of audio.
@@ -154,19 +187,24 @@ impl LoadMeter {
             Priority::Batch => st.batch_busy += busy.as_secs_f64(),
             Priority::Partial => {}
         }
-        let snap = self.snapshot_of(&st);
+        let snap = self.snapshot_of(&st, Others::default());
         drop(st);
-        publish(&snap);
+        self.publish(&snap);
     }
 
     /// The current figures.
     pub fn snapshot(&self) -> LoadSnapshot {
-        let mut st = self.state.lock();
-        st.decay(Instant::now());
-        self.snapshot_of(&st)
+        self.snapshot_beside(Others::default())
     }
 
-    fn snapshot_of(&self, st: &State) -> LoadSnapshot {
+    /// The current figures with `others` on the same slots (their load included).
+    pub fn snapshot_beside(&self, others: Others) -> LoadSnapshot {
+        let mut st = self.state.lock();
+        st.decay(Instant::now());
+        self.snapshot_of(&st, others)
+    }
+
+    fn snapshot_of(&self, st: &State, others: Others) -> LoadSnapshot {
         let cost = (st.commit_busy + self.cfg.prior_cost * PRIOR_WEIGHT_S)
             / (st.stream_audio + PRIOR_WEIGHT_S);
         let batch_rate = if st.wall > 1.0 {
@@ -175,7 +213,7 @@ impl LoadMeter {
             0.0
         };
         let load = st.streams as f64 * cost + batch_rate;
-        let headroom = self.slots * self.cfg.target - load;
+        let headroom = self.slots * self.cfg.target - load - others.load;
         let by_cost = if headroom > 0.0 && cost > 0.0 {
             (headroom / cost).floor() as usize
         } else {
@@ -186,17 +224,28 @@ impl LoadMeter {
             stream_cost: cost,
             load,
             headroom,
-            headroom_streams: by_cost.min(self.max_streams.saturating_sub(st.streams)),
+            headroom_streams: by_cost
+                .min(self.max_streams.saturating_sub(st.streams + others.streams)),
         }
     }
-}
 
-fn publish(s: &LoadSnapshot) {
-    metrics::gauge!("earshot_asr_stream_cost").set(s.stream_cost);
-    metrics::gauge!("earshot_asr_decode_load").set(s.load);
-    metrics::gauge!("earshot_asr_capacity_headroom").set(s.headroom);
-    metrics::gauge!("earshot_asr_headroom_streams").set(s.headroom_streams as f64);
-    metrics::gauge!("earshot_asr_streams_admitted").set(s.streams as f64);
+    /// With one model the gauges are unlabelled. With several, each model's own cost, load
+    /// and streams carry `model`, and the headroom gauges are left out: a meter does not
+    /// see the other models' load when it publishes (the scheduler's `load()` does).
+    fn publish(&self, s: &LoadSnapshot) {
+        let Some(model) = &self.model else {
+            metrics::gauge!("earshot_asr_stream_cost").set(s.stream_cost);
+            metrics::gauge!("earshot_asr_decode_load").set(s.load);
+            metrics::gauge!("earshot_asr_capacity_headroom").set(s.headroom);
+            metrics::gauge!("earshot_asr_headroom_streams").set(s.headroom_streams as f64);
+            metrics::gauge!("earshot_asr_streams_admitted").set(s.streams as f64);
+            return;
+        };
+        let m = model.clone();
+        metrics::gauge!("earshot_asr_stream_cost", "model" => m.clone()).set(s.stream_cost);
+        metrics::gauge!("earshot_asr_decode_load", "model" => m.clone()).set(s.load);
+        metrics::gauge!("earshot_asr_streams_admitted", "model" => m).set(s.streams as f64);
+    }
 }
 
 #[cfg(test)]

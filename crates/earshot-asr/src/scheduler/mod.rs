@@ -13,12 +13,16 @@
 //! push the predicted commit load past the target, and the server answers `overloaded`
 //! (WS close 1013) instead of letting every stream fall behind.
 //!
+//! Why shared slots ([`shared`]): several models in one process share the cores, so their
+//! schedulers share one slot pool, while each measures its own model's cost.
+//!
 //! Decodes run on tokio's blocking pool (`spawn_blocking`), never on the async workers.
 //! Metrics: `earshot_asr_queue_wait_seconds{priority}` (wait for a slot),
 //! `earshot_asr_slots_in_use`, `earshot_asr_partials_skipped_total`, and the load gauges of
 //! [`load`]; `earshot_asr_realtime_factor` is recorded by the engine.
 
 mod load;
+mod shared;
 mod slots;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use load::{AdmissionConfig, LoadSnapshot};
+pub use shared::SharedSlots;
 pub use slots::Priority;
 
 use crate::batch::{self, BatchOptions};
@@ -73,10 +78,12 @@ pub const MAX_UPLOADS_PER_SLOT: usize = 2;
 struct Inner {
     engine: Arc<Engine>,
     slots: Slots,
-    load: LoadMeter,
+    load: Arc<LoadMeter>,
+    /// Set when other models' schedulers share the slots.
+    shared: Option<SharedSlots>,
     cfg: SchedulerConfig,
-    /// Uploads admitted and not yet finished.
-    uploads: AtomicUsize,
+    /// Uploads admitted and not yet finished (over all models sharing the slots).
+    uploads: Arc<AtomicUsize>,
 }
 
 /// Shared decode scheduler (cheap to clone).
@@ -148,10 +155,38 @@ impl Scheduler {
         Scheduler {
             inner: Arc::new(Inner {
                 slots: Slots::new(cfg.decode_slots),
-                load,
+                load: Arc::new(load),
+                shared: None,
                 engine,
                 cfg,
-                uploads: AtomicUsize::new(0),
+                uploads: Arc::new(AtomicUsize::new(0)),
+            }),
+        }
+    }
+
+    /// A scheduler for one of several models (`model` labels its metrics): decodes take
+    /// slots from `shared`, and admission charges this model's measured cost against what
+    /// every model sharing it uses.
+    pub fn with_shared(
+        engine: Arc<Engine>,
+        shared: &SharedSlots,
+        admission: AdmissionConfig,
+        model: &str,
+    ) -> Self {
+        metrics::gauge!("earshot_asr_slots_in_use").set(0.0);
+        let load = shared.join(admission.clone(), model);
+        Scheduler {
+            inner: Arc::new(Inner {
+                slots: shared.slots(),
+                load,
+                shared: Some(shared.clone()),
+                uploads: shared.uploads(),
+                engine,
+                cfg: SchedulerConfig {
+                    decode_slots: shared.decode_slots(),
+                    max_streams: shared.max_streams(),
+                    admission,
+                },
             }),
         }
     }
@@ -169,7 +204,11 @@ impl Scheduler {
     /// Admit a new stream, or `None` when one more would make the admitted streams late
     /// (answer `overloaded`).
     pub fn try_admit(&self) -> Option<Permit> {
-        self.inner.load.try_admit().then(|| Permit {
+        let admitted = match &self.inner.shared {
+            Some(shared) => shared.try_admit(&self.inner.load),
+            None => self.inner.load.try_admit(),
+        };
+        admitted.then(|| Permit {
             sched: self.clone(),
         })
     }
@@ -203,9 +242,16 @@ impl Scheduler {
         self.inner.load.snapshot().streams
     }
 
-    /// The admission figures now.
+    /// The admission figures now (this model's streams and load; headroom beside every
+    /// model sharing the slots).
     pub fn load(&self) -> LoadSnapshot {
-        self.inner.load.snapshot()
+        match &self.inner.shared {
+            Some(shared) => self
+                .inner
+                .load
+                .snapshot_beside(shared.others(&self.inner.load)),
+            None => self.inner.load.snapshot(),
+        }
     }
 
     /// Decodes currently running.

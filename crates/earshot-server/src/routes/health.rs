@@ -1,5 +1,5 @@
 //! `/healthz` (the process runs), `/readyz` (the store answers and, when speech is
-//! enabled, the model is loaded) and `/metrics` (Prometheus text).
+//! enabled, the models are loaded: it names them) and `/metrics` (Prometheus text).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -30,7 +30,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         reasons.push(format!("model: {why}"));
     }
     if reasons.is_empty() {
-        Json(json!({"status": "ready", "store": state.store.backend()})).into_response()
+        let mut body = json!({"status": "ready", "store": state.store.backend()});
+        if let Ok((models, default)) = state.speech.loaded() {
+            body["models"] = models.iter().map(|m| m.model_name.clone()).collect();
+            body["default_model"] = models[default].model_name.clone().into();
+        }
+        Json(body).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

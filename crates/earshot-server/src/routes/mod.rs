@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod health;
+pub mod models;
 pub mod openai;
 pub mod sessions;
 pub mod stream;

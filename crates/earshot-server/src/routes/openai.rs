@@ -120,7 +120,8 @@ pub async fn transcriptions(
     Tenant(tenant): Tenant,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
-    let speech = state.speech.ready()?;
+    // 503 before reading the body when no model is loaded at all.
+    state.speech.ready()?;
     let form = form.map_err(|e| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -132,6 +133,7 @@ pub async fn transcriptions(
         )
     })?;
     let upload = read_form(form).await?;
+    let speech = state.speech.model(upload.model.as_deref())?;
     let language = crate::validate::language(upload.language.as_deref().or(Some("en")))?;
     let ext = upload
         .filename
@@ -185,7 +187,7 @@ pub async fn transcriptions(
         .record_upload(
             &tenant,
             &language,
-            upload_metadata(&upload.filename, upload.model.as_deref()),
+            upload_metadata(&upload.filename, &speech.model_name),
             &segments,
         )
         .await?;
@@ -232,6 +234,9 @@ pub async fn transcriptions(
     if let Ok(v) = HeaderValue::from_str(recorded.session_id.as_str()) {
         resp.headers_mut().insert("x-earshot-session-id", v);
     }
+    if let Ok(v) = HeaderValue::from_str(&speech.model_name) {
+        resp.headers_mut().insert("x-earshot-model", v);
+    }
     Ok(resp)
 }
 
@@ -247,14 +252,14 @@ fn language_name(tag: &str) -> &str {
     }
 }
 
-/// What an upload's session records about where it came from.
-fn upload_metadata(filename: &Option<String>, model: Option<&str>) -> BTreeMap<String, String> {
-    let mut metadata = BTreeMap::from([("source".to_owned(), "upload".to_owned())]);
+/// What an upload's session records about where it came from and which model heard it.
+fn upload_metadata(filename: &Option<String>, model: &str) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
+        ("source".to_owned(), "upload".to_owned()),
+        ("model".to_owned(), model.to_owned()),
+    ]);
     if let Some(f) = filename {
         metadata.insert("filename".to_owned(), f.clone());
-    }
-    if let Some(m) = model {
-        metadata.insert("model".to_owned(), crate::error::truncate(m, 64));
     }
     metadata
 }

@@ -2,6 +2,7 @@
 
 pub mod model;
 pub mod serve;
+pub mod serve_models;
 pub mod sink_args;
 pub mod transcribe;
 pub mod worker;

@@ -2,15 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
 use earshot_core::config::{parse_duration, StoreConfig};
 use earshot_server::conn::ConnConfig;
-use earshot_server::{tenants, Server, ServerConfig, Speech, SpeechStatus, Tenants};
+use earshot_server::{tenants, Server, ServerConfig, Tenants};
 use earshot_store::DynStore;
 use earshot_worker::sink::SinkSpec;
 use earshot_worker::WorkerConfig;
@@ -107,6 +105,14 @@ pub struct ServeArgs {
     /// ggml model file (default: the `earshot model path` lookup).
     #[arg(long, env = "EARSHOT_MODEL")]
     pub model: Option<PathBuf>,
+    /// Several models in one server: comma-separated `name=path` (or names looked up like
+    /// `EARSHOT_MODEL`), e.g. `tiny.en=/m/ggml-tiny.en.bin,base=/m/ggml-base-q5_0.bin`.
+    /// Requests choose one by name (OpenAI `model`, stream `?model=`).
+    #[arg(long, env = "EARSHOT_MODELS")]
+    pub models: Option<String>,
+    /// The model of requests that name none (or `whisper-1`); default: the first listed.
+    #[arg(long, env = "EARSHOT_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
     /// Run without speech recognition (text segments only; /readyz ignores the model).
     #[arg(long, env = "EARSHOT_NO_ASR")]
     pub no_asr: bool,
@@ -224,7 +230,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         ..ServerConfig::default()
     };
-    let speech = load_speech(&args).await;
+    let speech = super::serve_models::load_speech(&args).await?;
     let shutdown = signals::shutdown_on_signal();
     let workers = spawn_sinks(&args, &store, &shutdown);
     let server = Server::start(listener, store, tenants.clone(), config, speech, shutdown).await?;
@@ -245,62 +251,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Loads the model once for the whole process. A missing or broken model does not stop
-/// the server (text segments still work); `/readyz` and the speech routes say why.
-async fn load_speech(args: &ServeArgs) -> SpeechStatus {
-    if args.no_asr {
-        tracing::info!("speech recognition disabled (--no-asr)");
-        return SpeechStatus::Disabled;
-    }
-    let path = match &args.model {
-        Some(p) => p.clone(),
-        None => match earshot_asr::model::lookup(None) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("no speech model: {e}");
-                return SpeechStatus::Unavailable(e.to_string());
-            }
-        },
-    };
-    let mut cfg = EngineConfig::new(&path);
-    cfg.threads = args.asr_threads.max(1);
-    let loaded = tokio::task::spawn_blocking(move || Engine::load(cfg)).await;
-    let engine = match loaded {
-        Ok(Ok(engine)) => engine,
-        Ok(Err(e)) => {
-            tracing::warn!(model = %path.display(), "model failed to load: {e}");
-            return SpeechStatus::Unavailable(format!("{}: {e}", path.display()));
-        }
-        Err(e) => return SpeechStatus::Unavailable(format!("model loader crashed: {e}")),
-    };
-    let mut sched_cfg = SchedulerConfig::for_threads(args.asr_threads.max(1));
-    if let Some(n) = args.decode_slots {
-        sched_cfg.decode_slots = n.max(1);
-        sched_cfg.max_streams = SchedulerConfig::MAX_STREAMS_PER_SLOT * n.max(1);
-    }
-    if let Some(t) = args.admission_target {
-        sched_cfg.admission.target = t.clamp(0.05, 1.0);
-    }
-    if let Some(n) = args.max_streams {
-        sched_cfg.max_streams = n.max(1);
-    }
-    tracing::info!(
-        model = %path.display(),
-        decode_slots = sched_cfg.decode_slots,
-        max_streams = sched_cfg.max_streams,
-        "speech model loaded"
-    );
-    SpeechStatus::Ready(Arc::new(Speech {
-        scheduler: Scheduler::with_config(engine, sched_cfg),
-        stream: StreamConfig::default(),
-        idle_timeout: args.stream_idle_timeout,
-        model_name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    }))
 }
 
 /// Starts one in-process worker per `--sink` (group `earshot-sink-<n>`).

@@ -59,7 +59,7 @@ pub async fn stream(
             "this route expects a WebSocket upgrade (GET with Upgrade: websocket)",
         )
     })?;
-    let speech = state.speech.ready()?;
+    let speech = state.speech.model(params.model.as_deref())?;
     // Per-tenant live stream limit (429 before upgrading).
     let tenant_slot = state.limits.acquire_stream(&tenant)?;
     let mut live = LiveStream::new(
@@ -85,7 +85,11 @@ pub async fn stream(
             &tenant,
             &id,
             &params.language,
-            [("source".to_owned(), "stream".to_owned())].into(),
+            [
+                ("source".to_owned(), "stream".to_owned()),
+                ("model".to_owned(), speech.model_name.clone()),
+            ]
+            .into(),
         )
         .await?;
     let lock = StreamLock::take(

@@ -15,6 +15,9 @@ pub struct StreamQuery {
     pub resume_after_seq: Option<String>,
     pub language: Option<String>,
     pub endpointing_ms: Option<String>,
+    /// A loaded model's name; absent: the default. Checked against the loaded models by the
+    /// route (which knows them).
+    pub model: Option<String>,
     // `api_key` is read by the `Tenant` extractor only: keeping it out of this `Debug`
     // struct keeps it out of any log line that prints the query.
 }
@@ -27,6 +30,7 @@ pub struct StreamParams {
     pub resume_after_seq: Option<u64>,
     pub language: String,
     pub endpointing_ms: Option<u32>,
+    pub model: Option<String>,
 }
 
 impl StreamQuery {
@@ -87,6 +91,7 @@ impl StreamQuery {
             resume_after_seq,
             language: crate::validate::language(self.language.as_deref())?,
             endpointing_ms,
+            model: self.model.clone(),
         })
     }
 }
