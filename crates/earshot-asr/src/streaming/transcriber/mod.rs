@@ -22,11 +22,6 @@ use crate::Word;
 
 const SPM: u64 = TARGET_RATE as u64 / 1000; // samples per ms
 
-/// While the language is still to be detected, partials wait for this much window audio:
-/// the decode that detects it pins it for the whole stream, and half a second of speech is
-/// too little to tell languages apart.
-const DETECT_MIN_MS: u64 = 2_000;
-
 /// Context of the redo of a commit decode that looped: larger than the stream's, but half
 /// the cost of whisper's full 30 s, which would not fit a decode's time budget.
 const RETRY_CTX: crate::engine::AudioCtx = crate::engine::AudioCtx::Adaptive {
@@ -286,9 +281,10 @@ impl StreamingTranscriber {
         if since < interval * SPM || self.buf.is_empty() {
             return false;
         }
-        if self.language.as_deref() == Some(AUTO_LANGUAGE)
-            && (self.buf.len() as u64) < DETECT_MIN_MS * SPM
-        {
+        // The language is detected by the first commit decode, whose audio is fixed by the
+        // stream (a partial's depends on timing): until then there are no partials, so the
+        // same audio always gets the same language.
+        if self.language.as_deref() == Some(AUTO_LANGUAGE) {
             return false;
         }
         self.last_partial_at = self.total;
