@@ -5,7 +5,11 @@
 /// case-insensitive; whisper's English names (`"german"`) are accepted too. `None` when
 /// whisper does not know it.
 pub fn code(tag: &str) -> Option<&'static str> {
-    let primary = tag.split(['-', '_']).next().unwrap_or(tag).to_ascii_lowercase();
+    let primary = tag
+        .split(['-', '_'])
+        .next()
+        .unwrap_or(tag)
+        .to_ascii_lowercase();
     // whisper.cpp's lookup takes a C string: anything but letters cannot be a language.
     if primary.is_empty() || !primary.bytes().all(|b| b.is_ascii_lowercase()) {
         return None;

@@ -259,7 +259,11 @@ mod tests {
         );
         // Together too long: the context loses its oldest words, the user's prompt stays.
         assert_eq!(
-            compose_prompt(Some("Kubernetes, Grafana"), Some("alpha beta gamma delta"), 32),
+            compose_prompt(
+                Some("Kubernetes, Grafana"),
+                Some("alpha beta gamma delta"),
+                32
+            ),
             "Kubernetes, Grafana gamma delta"
         );
         // The user's prompt alone fills the cap: no context at all.

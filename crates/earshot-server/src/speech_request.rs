@@ -41,7 +41,10 @@ pub fn language(
         Some(a) if a.eq_ignore_ascii_case(AUTO_LANGUAGE) => None,
         Some(tag) => {
             let tag = crate::validate::language(Some(tag)).map_err(|_| unknown(tag))?;
-            Some((earshot_asr::language::code(&tag).ok_or_else(|| unknown(&tag))?, tag))
+            Some((
+                earshot_asr::language::code(&tag).ok_or_else(|| unknown(&tag))?,
+                tag,
+            ))
         }
     };
     if english_only {
@@ -112,7 +115,9 @@ pub fn prompt(raw: &str, max_chars: usize) -> ApiResult<Option<String>> {
             ),
         ));
     }
-    if p.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if p.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(ApiError::bad_request(
             "invalid_prompt",
             "the prompt must not contain control characters",
@@ -167,7 +172,11 @@ mod tests {
                 continue; // empty is "not given"
             }
             let e = language(Some(bad), false, false, "en").unwrap_err();
-            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_language"), "{bad}");
+            assert_eq!(
+                (e.status.as_u16(), e.code),
+                (400, "invalid_language"),
+                "{bad}"
+            );
         }
     }
 
@@ -181,15 +190,31 @@ mod tests {
             assert_eq!((e.status.as_u16(), e.code), (422, "unsupported_language"));
         }
         // Unknown stays a 400 whatever the model.
-        assert_eq!(language(Some("xx"), false, true, "en").unwrap_err().status, 400);
+        assert_eq!(
+            language(Some("xx"), false, true, "en").unwrap_err().status,
+            400
+        );
     }
 
     #[test]
     fn prompts_are_bounded() {
         assert_eq!(prompt("  ", 10).unwrap(), None);
-        assert_eq!(prompt(" Ana\nLuz ", 10).unwrap().as_deref(), Some("Ana Luz"));
-        assert_eq!(prompt(&"é".repeat(10), 10).unwrap().unwrap().chars().count(), 10);
-        assert_eq!(prompt(&"é".repeat(11), 10).unwrap_err().code, "prompt_too_long");
+        assert_eq!(
+            prompt(" Ana\nLuz ", 10).unwrap().as_deref(),
+            Some("Ana Luz")
+        );
+        assert_eq!(
+            prompt(&"é".repeat(10), 10)
+                .unwrap()
+                .unwrap()
+                .chars()
+                .count(),
+            10
+        );
+        assert_eq!(
+            prompt(&"é".repeat(11), 10).unwrap_err().code,
+            "prompt_too_long"
+        );
         assert_eq!(prompt("a\0b", 10).unwrap_err().code, "invalid_prompt");
         assert_eq!(
             vocabulary(&["Kubernetes".into(), " ".into(), "Grafana".into()], 40)

@@ -161,7 +161,9 @@ mod tests {
         );
         assert!(ClientMessage::parse(r#"{"type":"configure","endpointing_ms":5}"#).is_err());
         assert_eq!(
-            ClientMessage::parse(r#"{"type":"configure","vocabulary":["Ana","Luz"],"translate":true}"#),
+            ClientMessage::parse(
+                r#"{"type":"configure","vocabulary":["Ana","Luz"],"translate":true}"#
+            ),
             Ok(ClientMessage::Configure {
                 endpointing_ms: None,
                 partials: None,

@@ -104,13 +104,23 @@ async fn set_language_changes_only_the_tenants_session(kind: Kind) {
     new.language = "auto".into();
     h.store.create_session(new).await.unwrap();
     assert!(h.store.set_language("acme", "call-1", "fr").await.unwrap());
-    let s = h.store.get_session("acme", "call-1").await.unwrap().unwrap();
+    let s = h
+        .store
+        .get_session("acme", "call-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.language, "fr");
     // Another tenant's id or a missing one: nothing set, nothing created.
     assert!(!h.store.set_language("other", "call-1", "de").await.unwrap());
     assert!(!h.store.set_language("acme", "nope", "de").await.unwrap());
     assert_eq!(h.store.get_session("acme", "nope").await.unwrap(), None);
-    let s = h.store.get_session("acme", "call-1").await.unwrap().unwrap();
+    let s = h
+        .store
+        .get_session("acme", "call-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.language, "fr");
 }
 

@@ -29,6 +29,31 @@ pub fn model_path() -> Option<PathBuf> {
     None
 }
 
+/// The multilingual test model, `shared/models/ggml-base-q5_0.bin` (or
+/// `EARSHOT_MULTILINGUAL_MODEL`), with the same rule as [`model_path`]: `None` (with a
+/// notice) when absent, a failure when `EARSHOT_REQUIRE_MODEL=1`.
+pub fn multilingual_model_path() -> Option<PathBuf> {
+    let p = match std::env::var("EARSHOT_MULTILINGUAL_MODEL") {
+        Ok(p) if !p.trim().is_empty() => PathBuf::from(p),
+        _ => shared_dir().join("models/ggml-base-q5_0.bin"),
+    };
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("EARSHOT_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "EARSHOT_REQUIRE_MODEL=1 but no multilingual model at {}",
+            p.display()
+        );
+    }
+    eprintln!(
+        "NOTICE: skipping: no multilingual model at {} (set EARSHOT_MULTILINGUAL_MODEL or \
+         EARSHOT_REQUIRE_MODEL=1)",
+        p.display()
+    );
+    None
+}
+
 /// Audio clip directory.
 pub fn audio_dir() -> PathBuf {
     shared_dir().join("audio")

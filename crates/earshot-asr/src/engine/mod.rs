@@ -152,7 +152,8 @@ impl Engine {
             return Err(EngineError::Decode("no detection state".into()));
         };
         let threads = self.cfg.threads.max(1);
-        let failed = |e: whisper_rs::WhisperError| EngineError::Decode(format!("language detection: {e}"));
+        let failed =
+            |e: whisper_rs::WhisperError| EngineError::Decode(format!("language detection: {e}"));
         state.pcm_to_mel(samples, threads).map_err(failed)?;
         let (id, probs) = state.lang_detect(0, threads).map_err(failed)?;
         let code = whisper_rs::get_lang_str(id)

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod speech_client;
 pub mod sse;
 
 use std::time::Duration;

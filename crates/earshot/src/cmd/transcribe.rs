@@ -75,10 +75,20 @@ fn run_blocking(args: TranscribeArgs) -> anyhow::Result<()> {
     let engine = Engine::load(cfg).with_context(|| format!("loading model {}", model.display()))?;
     if engine.is_english_only() {
         if args.translate {
-            bail!("translation needs a multilingual model; {} is English-only", model.display());
+            bail!(
+                "translation needs a multilingual model; {} is English-only",
+                model.display()
+            );
         }
-        if let Some(l) = args.language.as_deref().filter(|l| earshot_asr::language::code(l) != Some("en")) {
-            bail!("{} is English-only and cannot transcribe {l:?}", model.display());
+        if let Some(l) = args
+            .language
+            .as_deref()
+            .filter(|l| earshot_asr::language::code(l) != Some("en"))
+        {
+            bail!(
+                "{} is English-only and cannot transcribe {l:?}",
+                model.display()
+            );
         }
     }
     if let Some(l) = &args.language {
@@ -126,7 +136,11 @@ fn transcribe_one(engine: &Arc<Engine>, file: &Path, args: &TranscribeArgs) -> a
     );
     let opts = BatchOptions {
         language: Some(
-            match args.language.as_deref().and_then(earshot_asr::language::code) {
+            match args
+                .language
+                .as_deref()
+                .and_then(earshot_asr::language::code)
+            {
                 Some(code) => code,
                 None => AUTO_LANGUAGE,
             }

@@ -301,8 +301,7 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
 /// Records a detected language as the session's. Best effort: the transcript does not
 /// depend on it, so a store hiccup here is logged, not fatal to the stream.
 async fn record_language(sessions: &SessionService, tenant: &str, id: &str, language: &str) {
-    if let Err(e) = sessions.store().set_language(tenant, id, language).await
-    {
+    if let Err(e) = sessions.store().set_language(tenant, id, language).await {
         tracing::warn!(error = %e, "could not record the detected language");
     }
 }
