@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 use crate::audio::TARGET_RATE;
-use crate::engine::{DecodeOptions, Engine, EngineError};
+use crate::engine::{DecodeOptions, DetectedLanguage, Engine, EngineError, Transcript};
 use crate::vad::{Aggressiveness, Vad, VadConfig, FRAME_SAMPLES};
 use crate::Segment;
 
@@ -25,6 +25,17 @@ pub struct BatchOptions {
     pub condition_on_previous_text: bool,
     /// Temperature fallback on low-confidence windows.
     pub temperature_fallback: bool,
+    /// Temperature of each window's first pass (0 = greedy).
+    pub temperature: f32,
+    /// The caller's prompt, before every window's context (see
+    /// [`DecodeOptions::user_prompt`]).
+    pub prompt: Option<String>,
+    /// Spoken language (see [`DecodeOptions::language`]). With
+    /// [`crate::engine::AUTO_LANGUAGE`] it is detected once, in the first window with
+    /// speech, and that language is kept for the windows after it.
+    pub language: Option<String>,
+    /// Output English (whisper's translate task).
+    pub translate: bool,
 }
 
 impl Default for BatchOptions {
@@ -34,7 +45,63 @@ impl Default for BatchOptions {
             search_ms: 10_000,
             condition_on_previous_text: true,
             temperature_fallback: true,
+            temperature: 0.0,
+            prompt: None,
+            language: None,
+            translate: false,
         }
+    }
+}
+
+/// A whole file's result.
+#[derive(Debug, Clone, Default)]
+pub struct BatchTranscript {
+    /// Every kept segment, in order.
+    pub segments: Vec<Segment>,
+    /// The language detected in the first window with speech, when it was asked for.
+    pub detected_language: Option<DetectedLanguage>,
+}
+
+/// What the windows decoded so far decide for the next one: its prompt and the language
+/// pinned by detection. One source for the blocking path and the scheduler's.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    prompt: Option<String>,
+    pub(crate) out: BatchTranscript,
+}
+
+impl Progress {
+    /// The decode options of the window starting at sample `start`.
+    pub(crate) fn window_options(&self, opts: &BatchOptions, start: usize) -> DecodeOptions {
+        let language = match &self.out.detected_language {
+            Some(d) => Some(d.code.clone()),
+            None => opts.language.clone(),
+        };
+        DecodeOptions {
+            prompt: if opts.condition_on_previous_text {
+                self.prompt.clone()
+            } else {
+                None
+            },
+            user_prompt: opts.prompt.clone(),
+            language,
+            translate: opts.translate,
+            temperature: opts.temperature,
+            offset_ms: (start as i64 * 1000) / TARGET_RATE as i64,
+            temperature_fallback: opts.temperature_fallback,
+            ..DecodeOptions::default()
+        }
+    }
+
+    /// Add one window's result: its segments, the running prompt, a detected language.
+    pub(crate) fn add(&mut self, t: Transcript) {
+        if self.out.detected_language.is_none() {
+            self.out.detected_language = t.detected_language;
+        }
+        if !t.segments.is_empty() {
+            self.prompt = Some(crate::text::join_segments(&t.segments));
+        }
+        self.out.segments.extend(t.segments);
     }
 }
 
@@ -50,47 +117,25 @@ pub fn transcribe_with(
     opts: &BatchOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Vec<Segment>, EngineError> {
+    Ok(transcribe_detailed(engine, samples, opts, progress)?.segments)
+}
+
+/// [`transcribe_with`], also reporting the detected language.
+pub fn transcribe_detailed(
+    engine: &Engine,
+    samples: &[f32],
+    opts: &BatchOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<BatchTranscript, EngineError> {
     let total_ms = samples.len() as u64 * 1000 / TARGET_RATE as u64;
-    let mut segments = Vec::new();
-    let mut prompt: Option<String> = None;
+    let mut done = Progress::default();
     for w in plan_windows(samples, opts) {
-        let dopts = window_options(opts, &prompt, w.start);
+        let dopts = done.window_options(opts, w.start);
         let t = engine.decode(&samples[w.clone()], &dopts)?;
-        append_window(&mut segments, &mut prompt, t.segments);
+        done.add(t);
         progress(w.end as u64 * 1000 / TARGET_RATE as u64, total_ms);
     }
-    Ok(segments)
-}
-
-/// The decode options of the window starting at sample `start`, after `prompt` (the text of
-/// the windows before it): one source for the blocking path and the scheduler's.
-pub(crate) fn window_options(
-    opts: &BatchOptions,
-    prompt: &Option<String>,
-    start: usize,
-) -> DecodeOptions {
-    DecodeOptions {
-        prompt: if opts.condition_on_previous_text {
-            prompt.clone()
-        } else {
-            None
-        },
-        offset_ms: (start as i64 * 1000) / TARGET_RATE as i64,
-        temperature_fallback: opts.temperature_fallback,
-        ..DecodeOptions::default()
-    }
-}
-
-/// Add one window's segments and update the running prompt.
-pub(crate) fn append_window(
-    all: &mut Vec<Segment>,
-    prompt: &mut Option<String>,
-    new: Vec<Segment>,
-) {
-    if !new.is_empty() {
-        *prompt = Some(crate::text::join_segments(&new));
-    }
-    all.extend(new);
+    Ok(done.out)
 }
 
 /// Cut points for `samples`: consecutive, non-overlapping ranges covering everything.

@@ -20,6 +20,7 @@
 //!   admission from measured cost ([`Scheduler::try_admit`]) and metrics.
 //! * [`streaming`]: [`LiveStream`] (one WebSocket stream), [`Backlog`] (its bounded,
 //!   paced audio queue) and [`StreamingTranscriber`], the policy producing [`StreamEvent`]s.
+//! * [`language`]: whisper's language codes and names.
 //! * [`text`]: joining and normalising words, decoder-loop checks.
 //! * [`batch`]: [`batch::transcribe`] for whole files, windowed at pauses.
 //!
@@ -65,6 +66,7 @@
 pub mod audio;
 pub mod batch;
 pub mod engine;
+pub mod language;
 mod loop_guard;
 pub mod model;
 pub mod scheduler;

@@ -49,6 +49,27 @@ pub fn cap_prompt(prompt: &str, max_chars: usize) -> String {
     }
 }
 
+/// The decoder prompt: the caller's own prompt (a vocabulary, a description of the audio)
+/// whole, then as much of the end of `context` (text already transcribed) as still fits in
+/// `max_chars`. The caller's prompt wins because it is what the user asked for; the
+/// context's oldest words matter least. A caller's prompt longer than the cap keeps its end,
+/// as whisper itself keeps the last tokens of a prompt. NULs (which whisper.cpp cannot take)
+/// are dropped.
+pub fn compose_prompt(user: Option<&str>, context: Option<&str>, max_chars: usize) -> String {
+    let user = cap_prompt(&user.unwrap_or("").replace('\0', ""), max_chars);
+    let used = user.chars().count() + usize::from(!user.is_empty());
+    let room = max_chars.saturating_sub(used);
+    let context = match context {
+        Some(c) if room > 0 => cap_prompt(&c.replace('\0', ""), room),
+        _ => String::new(),
+    };
+    match (user.is_empty(), context.is_empty()) {
+        (_, true) => user,
+        (true, false) => context,
+        (false, false) => format!("{user} {context}"),
+    }
+}
+
 /// Normalise a word for comparisons: lower case, letters/digits/apostrophes only.
 pub fn norm_word(w: &str) -> String {
     w.chars()
@@ -227,5 +248,31 @@ mod tests {
         assert_eq!(cap_prompt("hello world", 100), "hello world");
         let c = cap_prompt("alpha beta gamma delta", 12);
         assert_eq!(c, "gamma delta");
+    }
+
+    #[test]
+    fn user_prompt_wins_over_context() {
+        // Room for both: the user's prompt first.
+        assert_eq!(
+            compose_prompt(Some("Kubernetes"), Some("we deploy"), 100),
+            "Kubernetes we deploy"
+        );
+        // Together too long: the context loses its oldest words, the user's prompt stays.
+        assert_eq!(
+            compose_prompt(
+                Some("Kubernetes, Grafana"),
+                Some("alpha beta gamma delta"),
+                32
+            ),
+            "Kubernetes, Grafana gamma delta"
+        );
+        // The user's prompt alone fills the cap: no context at all.
+        assert_eq!(
+            compose_prompt(Some("Kubernetes"), Some("alpha"), 10),
+            "Kubernetes"
+        );
+        assert_eq!(compose_prompt(None, Some("alpha"), 10), "alpha");
+        assert_eq!(compose_prompt(Some("a\0b"), None, 10), "ab");
+        assert_eq!(compose_prompt(None, None, 10), "");
     }
 }

@@ -109,6 +109,8 @@ fn check_event_invariants(events: &[StreamEvent]) {
                 assert!(in_speech, "utterance end without start");
                 in_speech = false;
             }
+            // English-only streams never detect a language.
+            StreamEvent::LanguageDetected { .. } => panic!("unexpected detection: {e:?}"),
         }
     }
 }

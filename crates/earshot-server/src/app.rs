@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body));
     let uploads = Router::new()
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .route("/v1/audio/translations", post(openai::translations))
         .layer(DefaultBodyLimit::max(max_upload));
     let (v1, uploads) = if state.limits.rate_limited() {
         let rate = || axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit);

@@ -20,6 +20,7 @@ pub mod retention;
 pub mod routes;
 pub mod service;
 pub mod speech;
+pub mod speech_request;
 pub mod state;
 pub mod tenants;
 pub mod validate;

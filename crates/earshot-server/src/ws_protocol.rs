@@ -20,6 +20,15 @@ pub enum ClientMessage {
         /// Whether to send partials at all.
         #[serde(default)]
         partials: Option<bool>,
+        /// A prompt for every following decode (`""` clears it).
+        #[serde(default)]
+        prompt: Option<String>,
+        /// A vocabulary for every following decode, as a prompt (`[]` clears it).
+        #[serde(default)]
+        vocabulary: Option<Vec<String>>,
+        /// Output English from now on (`true`) or the spoken language (`false`).
+        #[serde(default)]
+        translate: Option<bool>,
     },
     /// No-op that resets the idle timer.
     Keepalive,
@@ -32,6 +41,8 @@ pub enum MessageError {
     Malformed(String),
     #[error("endpointing_ms must be between {min} and {max}")]
     Endpointing { min: u32, max: u32 },
+    #[error("send either prompt or vocabulary, not both")]
+    PromptAndVocabulary,
 }
 
 /// Accepted endpointing silence range, ms.
@@ -45,13 +56,18 @@ impl ClientMessage {
         let msg: ClientMessage = serde_json::from_str(text)
             .map_err(|e| MessageError::Malformed(crate::error::truncate(&e.to_string(), 200)))?;
         if let ClientMessage::Configure {
-            endpointing_ms: Some(ms),
+            endpointing_ms,
+            prompt,
+            vocabulary,
             ..
-        } = msg
+        } = &msg
         {
             let (min, max) = ENDPOINTING_RANGE;
-            if !(min..=max).contains(&ms) {
+            if endpointing_ms.is_some_and(|ms| !(min..=max).contains(&ms)) {
                 return Err(MessageError::Endpointing { min, max });
+            }
+            if prompt.is_some() && vocabulary.is_some() {
+                return Err(MessageError::PromptAndVocabulary);
             }
         }
         Ok(msg)
@@ -67,6 +83,12 @@ pub enum ServerMessage {
     },
     UtteranceEnd {
         at_ms: u64,
+    },
+    /// The language detected from the stream's first speech (whisper's code), kept for
+    /// the rest of the stream; sent before the first final.
+    LanguageDetected {
+        language: String,
+        probability: f32,
     },
     Partial {
         rev: u64,
@@ -138,10 +160,29 @@ mod tests {
             ClientMessage::parse(r#"{"type":"configure","endpointing_ms":800}"#),
             Ok(ClientMessage::Configure {
                 endpointing_ms: Some(800),
-                partials: None
+                partials: None,
+                prompt: None,
+                vocabulary: None,
+                translate: None,
             })
         );
         assert!(ClientMessage::parse(r#"{"type":"configure","endpointing_ms":5}"#).is_err());
+        assert_eq!(
+            ClientMessage::parse(
+                r#"{"type":"configure","vocabulary":["Ana","Luz"],"translate":true}"#
+            ),
+            Ok(ClientMessage::Configure {
+                endpointing_ms: None,
+                partials: None,
+                prompt: None,
+                vocabulary: Some(vec!["Ana".into(), "Luz".into()]),
+                translate: Some(true),
+            })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"configure","prompt":"a","vocabulary":["b"]}"#),
+            Err(MessageError::PromptAndVocabulary)
+        );
         for bad in [
             "",
             "flush",

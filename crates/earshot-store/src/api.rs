@@ -249,6 +249,11 @@ pub trait Store: Send + Sync + 'static {
     /// assembled transcript for `cache_ttl`.
     async fn complete_session(&self, tenant: &str, id: &str) -> StoreResult<CompleteOutcome>;
 
+    /// Sets the session's `language` (a language detected from its speech after it was
+    /// created). False if there is no such session for this tenant. Publishes nothing:
+    /// the events that follow carry the session as it is.
+    async fn set_language(&self, tenant: &str, id: &str, language: &str) -> StoreResult<bool>;
+
     /// The transcript (chunks joined by one space) and segments, if the session exists
     /// and belongs to `tenant`. Completed sessions are served from the cache entry.
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>>;

@@ -17,6 +17,7 @@ use support::*;
 conformance!(
     ping_and_close,
     create_and_get,
+    set_language_changes_only_the_tenants_session,
     create_refuses_an_existing_id_in_any_tenant,
     other_tenants_see_nothing,
     concurrent_appends_get_gap_free_seqs,
@@ -95,6 +96,32 @@ async fn create_and_get(kind: Kind) {
             language: "de-DE".into()
         }
     );
+}
+
+async fn set_language_changes_only_the_tenants_session(kind: Kind) {
+    let h = Harness::new(kind).await;
+    let mut new = new_session("acme", "call-1");
+    new.language = "auto".into();
+    h.store.create_session(new).await.unwrap();
+    assert!(h.store.set_language("acme", "call-1", "fr").await.unwrap());
+    let s = h
+        .store
+        .get_session("acme", "call-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.language, "fr");
+    // Another tenant's id or a missing one: nothing set, nothing created.
+    assert!(!h.store.set_language("other", "call-1", "de").await.unwrap());
+    assert!(!h.store.set_language("acme", "nope", "de").await.unwrap());
+    assert_eq!(h.store.get_session("acme", "nope").await.unwrap(), None);
+    let s = h
+        .store
+        .get_session("acme", "call-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.language, "fr");
 }
 
 async fn create_refuses_an_existing_id_in_any_tenant(kind: Kind) {

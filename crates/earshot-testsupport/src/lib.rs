@@ -11,6 +11,7 @@ mod redis_cluster;
 mod redis_server;
 pub mod speech;
 pub mod spoken;
+pub mod tts;
 
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{free_port, RedisServer, RedisServerBuilder};

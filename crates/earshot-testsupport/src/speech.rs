@@ -33,7 +33,19 @@ pub fn model_path() -> Option<PathBuf> {
 /// [`model_path`]: `None` (with a notice) when absent, a failure under
 /// `EARSHOT_REQUIRE_MODEL=1`.
 pub fn shared_model(file: &str) -> Option<PathBuf> {
-    let p = shared_dir().join("models").join(file);
+    found_or_notice(shared_dir().join("models").join(file))
+}
+
+/// The multilingual test model: `EARSHOT_MULTILINGUAL_MODEL`, else
+/// `shared/models/ggml-base-q5_0.bin`, by the rule of [`shared_model`].
+pub fn multilingual_model_path() -> Option<PathBuf> {
+    match std::env::var("EARSHOT_MULTILINGUAL_MODEL") {
+        Ok(p) if !p.trim().is_empty() => found_or_notice(PathBuf::from(p)),
+        _ => shared_model("ggml-base-q5_0.bin"),
+    }
+}
+
+fn found_or_notice(p: PathBuf) -> Option<PathBuf> {
     if p.is_file() {
         return Some(p);
     }

@@ -145,6 +145,19 @@ pub enum EngineError {
 pub struct DecodeOptions {
     /// Context text (committed text before this audio); capped by the engine.
     pub prompt: Option<String>,
+    /// The caller's own prompt (names, jargon, a vocabulary): put before the context and
+    /// counted with it against [`EngineConfig::max_prompt_chars`]; it wins, the context is
+    /// cut from its oldest end (see [`crate::text::compose_prompt`]).
+    pub user_prompt: Option<String>,
+    /// Spoken language as whisper's code (`"de"`), [`AUTO_LANGUAGE`] to detect it before
+    /// this decode, or `None` for [`EngineConfig::language`]. English-only models ignore it.
+    pub language: Option<String>,
+    /// Output English whatever the spoken language (whisper's translate task).
+    pub translate: bool,
+    /// Sampling temperature of the first pass: 0 is greedy (the default); above 0 samples
+    /// at that temperature. With [`temperature_fallback`](Self::temperature_fallback) a
+    /// low-confidence result is decoded again at rising temperatures.
+    pub temperature: f32,
     /// Added to every timestamp (ms): where this audio starts on the caller's clock.
     pub offset_ms: i64,
     /// Temperature fallback on low-confidence output (better accuracy on hard audio, but up
@@ -181,6 +194,18 @@ pub struct DecodeOptions {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
+/// The `language` value that asks the engine to detect the spoken language.
+pub const AUTO_LANGUAGE: &str = "auto";
+
+/// A language whisper detected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectedLanguage {
+    /// whisper's code (`"de"`).
+    pub code: String,
+    /// whisper's probability for it (0..=1).
+    pub probability: f32,
+}
+
 /// The result of one decode.
 #[derive(Debug, Clone, Default)]
 pub struct Transcript {
@@ -198,6 +223,9 @@ pub struct Transcript {
     pub audio_ctx: usize,
     /// The short-context decode looked degenerate and was redone with a wider context.
     pub retried_wider_ctx: bool,
+    /// The language detected before this decode (only when [`DecodeOptions::language`] was
+    /// [`AUTO_LANGUAGE`] and the audio had speech).
+    pub detected_language: Option<DetectedLanguage>,
 }
 
 impl Transcript {

@@ -41,10 +41,13 @@ use whisper_rs::{
 };
 
 use config::SAMPLES_PER_CTX;
-pub use config::{AudioCtx, DecodeOptions, EngineConfig, EngineError, Transcript, FULL_AUDIO_CTX};
+pub use config::{
+    AudioCtx, DecodeOptions, DetectedLanguage, EngineConfig, EngineError, Transcript,
+    AUTO_LANGUAGE, FULL_AUDIO_CTX,
+};
 
 use crate::audio::TARGET_RATE;
-use crate::text::cap_prompt;
+use crate::text::compose_prompt;
 use crate::vad::{self, Aggressiveness};
 use collect::Run;
 
@@ -54,6 +57,11 @@ pub struct Engine {
     ctx: WhisperContext,
     cfg: EngineConfig,
     pool: Mutex<Vec<WhisperState>>,
+    /// The state language detection runs in, never used for `full`: whisper.cpp detects
+    /// with the encoder context of the state's last `full` call, so a pooled state would
+    /// detect with whatever context its last decode used. This one always uses the full
+    /// 30 s, the context whisper's detection was trained on.
+    detect_state: Mutex<Option<WhisperState>>,
     token_eot: i32,
     english_only: bool,
 }
@@ -106,6 +114,7 @@ impl Engine {
             ctx,
             cfg,
             pool: Mutex::new(Vec::new()),
+            detect_state: Mutex::new(None),
             token_eot,
             english_only,
         };
@@ -123,6 +132,36 @@ impl Engine {
     /// True for `.en` models.
     pub fn is_english_only(&self) -> bool {
         self.english_only
+    }
+
+    /// Detect the spoken language of (the first 30 s of) 16 kHz `samples`: one encoder pass
+    /// over a full 30 s context and one decoder step. Blocking. English-only models have
+    /// nothing to detect and answer English.
+    pub fn detect_language(&self, samples: &[f32]) -> Result<DetectedLanguage, EngineError> {
+        if self.english_only {
+            return Ok(DetectedLanguage {
+                code: "en".into(),
+                probability: 1.0,
+            });
+        }
+        let mut slot = self.detect_state.lock();
+        if slot.is_none() {
+            *slot = Some(self.new_state()?);
+        }
+        let Some(state) = slot.as_mut() else {
+            return Err(EngineError::Decode("no detection state".into()));
+        };
+        let threads = self.cfg.threads.max(1);
+        let failed =
+            |e: whisper_rs::WhisperError| EngineError::Decode(format!("language detection: {e}"));
+        state.pcm_to_mel(samples, threads).map_err(failed)?;
+        let (id, probs) = state.lang_detect(0, threads).map_err(failed)?;
+        let code = whisper_rs::get_lang_str(id)
+            .ok_or_else(|| EngineError::Decode(format!("language detection gave id {id}")))?;
+        Ok(DetectedLanguage {
+            code: code.to_owned(),
+            probability: probs.get(id as usize).copied().unwrap_or(0.0),
+        })
     }
 
     fn new_state(&self) -> Result<WhisperState, EngineError> {
@@ -164,6 +203,15 @@ impl Engine {
             out.skipped_silence = true;
             return Ok(out);
         }
+        // Detection happens here, past the VAD gate, so that silence never picks a language.
+        let mut opts = std::borrow::Cow::Borrowed(opts);
+        if opts.language.as_deref() == Some(AUTO_LANGUAGE) && !self.english_only {
+            let detected = self.detect_language(samples)?;
+            tracing::debug!(language = %detected.code, p = detected.probability, "language detected");
+            opts.to_mut().language = Some(detected.code.clone());
+            out.detected_language = Some(detected);
+        }
+        let opts = opts.as_ref();
         // whisper.cpp warns below 1 s and is unreliable on very short input: pad with silence.
         let min_len = TARGET_RATE as usize * 1200 / 1000;
         let padded: std::borrow::Cow<'_, [f32]> = if samples.len() < min_len {
@@ -238,12 +286,19 @@ impl Engine {
         } else {
             SamplingStrategy::Greedy { best_of: 1 }
         };
+        let language = opts
+            .language
+            .as_deref()
+            .filter(|l| *l != AUTO_LANGUAGE)
+            .unwrap_or(self.cfg.language.as_str());
         let mut params = FullParams::new(strategy);
         params.set_n_threads(self.cfg.threads.max(1) as i32);
         if !self.english_only {
-            params.set_language(Some(self.cfg.language.as_str()));
+            params.set_language(Some(language));
         }
-        params.set_translate(false);
+        // An English-only model has no translate task: its output is English anyway.
+        params.set_translate(opts.translate && !self.english_only);
+        params.set_temperature(opts.temperature.clamp(0.0, 1.0));
         params.set_no_context(true);
         params.set_print_special(false);
         params.set_print_progress(false);
@@ -266,13 +321,13 @@ impl Engine {
         } else {
             audio_ctx as i32
         });
-        let prompt = opts
-            .prompt
-            .as_deref()
-            .map(|p| cap_prompt(p, self.cfg.max_prompt_chars))
-            .filter(|p| !p.is_empty());
-        if let Some(p) = &prompt {
-            params.set_initial_prompt(p);
+        let prompt = compose_prompt(
+            opts.user_prompt.as_deref(),
+            opts.prompt.as_deref(),
+            self.cfg.max_prompt_chars,
+        );
+        if !prompt.is_empty() {
+            params.set_initial_prompt(&prompt);
         }
         params.set_single_segment(opts.single_pass);
         // SAFETY: `cut_loops` only reads the token records and writes the logits whisper.cpp

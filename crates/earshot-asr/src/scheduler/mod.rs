@@ -349,16 +349,24 @@ impl Scheduler {
         samples: Arc<Vec<f32>>,
         opts: BatchOptions,
     ) -> Result<Vec<Segment>, EngineError> {
-        let windows = batch::plan_windows(&samples, &opts);
-        let mut segments = Vec::new();
-        let mut prompt: Option<String> = None;
-        for w in windows {
+        Ok(self.transcribe_detailed(samples, opts).await?.segments)
+    }
+
+    /// [`transcribe`](Self::transcribe), also reporting the language detected (when
+    /// `opts.language` asked for detection).
+    pub async fn transcribe_detailed(
+        &self,
+        samples: Arc<Vec<f32>>,
+        opts: BatchOptions,
+    ) -> Result<batch::BatchTranscript, EngineError> {
+        let mut done = batch::Progress::default();
+        for w in batch::plan_windows(&samples, &opts) {
             let piece = samples[w.clone()].to_vec();
-            let dopts = batch::window_options(&opts, &prompt, w.start);
+            let dopts = done.window_options(&opts, w.start);
             let t = self.decode(Priority::Batch, piece, dopts).await?;
-            batch::append_window(&mut segments, &mut prompt, t.segments);
+            done.add(t);
         }
-        Ok(segments)
+        Ok(done.out)
     }
 }
 

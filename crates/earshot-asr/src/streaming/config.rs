@@ -93,6 +93,14 @@ pub enum StreamEvent {
         /// Start of its first word.
         start_ms: u64,
     },
+    /// The stream's language was detected (once, from its first speech) and is kept for
+    /// the rest of the stream. Sent before the finals of the decode that detected it.
+    LanguageDetected {
+        /// whisper's code (`"fr"`).
+        language: String,
+        /// whisper's probability for it.
+        probability: f32,
+    },
     /// Committed text (immutable). The server assigns `seq` and persists it. `start_ms`
     /// never goes below the previous final's `end_ms`.
     Final {

@@ -56,6 +56,39 @@ impl LiveStream {
         }
     }
 
+    /// Speech settings for every following decode: the user's prompt (`Some("")` clears
+    /// it), the language (`Some(AUTO_LANGUAGE)` detects it once) and translation.
+    pub fn configure_speech(
+        &mut self,
+        prompt: Option<String>,
+        language: Option<String>,
+        translate: Option<bool>,
+    ) {
+        if let Some(p) = prompt {
+            self.transcriber.set_prompt(Some(p));
+        }
+        if let Some(l) = language {
+            self.transcriber.set_language(Some(l));
+        }
+        if let Some(t) = translate {
+            self.transcriber.set_translate(t);
+        }
+    }
+
+    /// Puts a language detected during the last call before the events it produced.
+    fn with_detection(&mut self, mut events: Vec<StreamEvent>) -> Vec<StreamEvent> {
+        if let Some(d) = self.transcriber.take_detected_language() {
+            events.insert(
+                0,
+                StreamEvent::LanguageDetected {
+                    language: d.code,
+                    probability: d.probability,
+                },
+            );
+        }
+        events
+    }
+
     /// One binary frame, received at `received_at`: its finals (commit decodes due in it
     /// run now) and VAD events.
     pub async fn audio(
@@ -64,7 +97,8 @@ impl LiveStream {
         received_at: Instant,
     ) -> Result<Vec<StreamEvent>, LiveError> {
         let samples = self.decoder.push(frame)?;
-        Ok(self.transcriber.feed(&samples, received_at).await?)
+        let events = self.transcriber.feed(&samples, received_at).await?;
+        Ok(self.with_detection(events))
     }
 
     /// The stream has no audio waiting: start a partial decode if one is due.
@@ -75,12 +109,14 @@ impl LiveStream {
     /// The partial of the decode in flight; pending forever when there is none.
     /// Cancel-safe, for a `select!` beside the socket.
     pub async fn next_partial(&mut self) -> Result<Vec<StreamEvent>, LiveError> {
-        Ok(self.transcriber.partial_ready().await?)
+        let events = self.transcriber.partial_ready().await?;
+        Ok(self.with_detection(events))
     }
 
     /// Finalize everything heard so far; the stream goes on.
     pub async fn flush(&mut self) -> Result<Vec<StreamEvent>, LiveError> {
-        Ok(self.transcriber.flush().await?)
+        let events = self.transcriber.flush().await?;
+        Ok(self.with_detection(events))
     }
 
     /// End of the stream: the last samples in the decoder, then every last word.
@@ -88,7 +124,7 @@ impl LiveStream {
         let tail = self.decoder.finish().unwrap_or_default();
         let mut events = self.transcriber.feed(&tail, Instant::now()).await?;
         events.extend(self.transcriber.finish().await?);
-        Ok(events)
+        Ok(self.with_detection(events))
     }
 
     /// Latency and work counters.

@@ -1,7 +1,8 @@
-//! `POST /v1/audio/transcriptions`: OpenAI-compatible file transcription, so the
-//! `openai` SDKs work by changing the base URL. The result is also recorded as a
-//! completed session (its segments and events flow like any other session's); the
-//! session id is returned in the `X-Earshot-Session-Id` header.
+//! `POST /v1/audio/transcriptions` and `POST /v1/audio/translations`: OpenAI-compatible
+//! file transcription and translation into English, so the `openai` SDKs work by changing
+//! the base URL. The result is also recorded as a completed session (its segments and
+//! events flow like any other session's); the session id is returned in the
+//! `X-Earshot-Session-Id` header.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +52,13 @@ impl ResponseFormat {
     }
 }
 
+/// What the upload asks for: the words as spoken, or their English translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    Transcribe,
+    Translate,
+}
+
 /// The multipart form, read field by field.
 struct Upload {
     file: bytes::Bytes,
@@ -58,6 +66,9 @@ struct Upload {
     model: Option<String>,
     language: Option<String>,
     format: ResponseFormat,
+    /// Raw `prompt`, checked against the model's prompt cap once the model is known.
+    prompt: Option<String>,
+    temperature: Option<f32>,
 }
 
 async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
@@ -67,6 +78,8 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
         model: None,
         language: None,
         format: ResponseFormat::Json,
+        prompt: None,
+        temperature: None,
     };
     let mut has_file = false;
     let bad = |e: axum::extract::multipart::MultipartError| {
@@ -91,15 +104,19 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
                 upload.file = field.bytes().await.map_err(bad)?;
                 has_file = true;
             }
-            "model" | "language" | "response_format" => {
+            "model" | "language" | "response_format" | "prompt" | "temperature" => {
                 let value = field.text().await.map_err(bad)?.trim().to_owned();
                 match name.as_str() {
                     "model" => upload.model = Some(value),
                     "language" => upload.language = (!value.is_empty()).then_some(value),
+                    "prompt" => upload.prompt = Some(value),
+                    "temperature" => {
+                        upload.temperature = Some(crate::speech_request::temperature(&value)?)
+                    }
                     _ => upload.format = ResponseFormat::parse(&value)?,
                 }
             }
-            // prompt, temperature, timestamp_granularities[]...: accepted, not used.
+            // timestamp_granularities[]...: accepted, not used.
             _ => {
                 let _ = field.bytes().await.map_err(bad)?;
             }
@@ -114,11 +131,29 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
     Ok(upload)
 }
 
-/// The handler.
+/// `POST /v1/audio/transcriptions`.
 pub async fn transcriptions(
+    state: State<AppState>,
+    tenant: Tenant,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<Response> {
+    handle(state, tenant, form, Task::Transcribe).await
+}
+
+/// `POST /v1/audio/translations`: the same upload, the text in English.
+pub async fn translations(
+    state: State<AppState>,
+    tenant: Tenant,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<Response> {
+    handle(state, tenant, form, Task::Translate).await
+}
+
+async fn handle(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    task: Task,
 ) -> ApiResult<Response> {
     // 503 before reading the body when no model is loaded at all.
     state.speech.ready()?;
@@ -134,7 +169,29 @@ pub async fn transcriptions(
     })?;
     let upload = read_form(form).await?;
     let speech = state.speech.model(upload.model.as_deref())?;
-    let language = crate::validate::language(upload.language.as_deref().or(Some("en")))?;
+    let engine = speech.scheduler.engine();
+    let translate = task == Task::Translate;
+    let lang = crate::speech_request::language(
+        upload.language.as_deref(),
+        translate,
+        engine.is_english_only(),
+        "en",
+    )?;
+    let prompt = match upload.prompt.as_deref() {
+        Some(p) => crate::speech_request::prompt(p, engine.config().max_prompt_chars)?,
+        None => None,
+    };
+    // OpenAI's temperature 0 lets the decoder raise it on low-confidence output; a
+    // temperature above 0 is used as given.
+    let temperature = upload.temperature.unwrap_or(0.0);
+    let batch = BatchOptions {
+        temperature,
+        temperature_fallback: temperature == 0.0,
+        prompt,
+        language: lang.engine.clone(),
+        translate,
+        ..BatchOptions::default()
+    };
     let ext = upload
         .filename
         .as_deref()
@@ -169,9 +226,9 @@ pub async fn transcriptions(
         err
     })?;
     let duration = audio.duration_secs();
-    let segments = speech
+    let result = speech
         .scheduler
-        .transcribe(Arc::new(audio.samples), BatchOptions::default())
+        .transcribe_detailed(Arc::new(audio.samples), batch)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "transcription failed");
@@ -181,13 +238,20 @@ pub async fn transcriptions(
                 "speech recognition failed on the server",
             )
         })?;
+    let segments = result.segments;
+    // A detected language replaces "auto"; audio without speech leaves it undetermined.
+    let language = match (&result.detected_language, lang.detects()) {
+        (Some(d), _) => d.code.clone(),
+        (None, true) => "und".to_owned(),
+        (None, false) => lang.session.clone(),
+    };
 
     let recorded = state
         .sessions
         .record_upload(
             &tenant,
             &language,
-            upload_metadata(&upload.filename, &speech.model_name),
+            upload_metadata(&upload.filename, &speech.model_name, task),
             &segments,
         )
         .await?;
@@ -214,16 +278,22 @@ pub async fn transcriptions(
                         "end": s.end_ms as f64 / 1000.0,
                         "text": st.text,
                         "tokens": [],
-                        "temperature": 0.0,
+                        "temperature": temperature,
                         "avg_logprob": s.avg_logprob,
                         "compression_ratio": 1.0,
                         "no_speech_prob": s.no_speech_prob,
                     })
                 })
                 .collect();
+            // OpenAI names the language of the text: the spoken one, English for a
+            // translation.
+            let (task_name, text_language) = match task {
+                Task::Transcribe => ("transcribe", language_name(&language)),
+                Task::Translate => ("translate", "english"),
+            };
             Json(json!({
-                "task": "transcribe",
-                "language": language_name(&language),
+                "task": task_name,
+                "language": text_language,
                 "duration": duration,
                 "text": text,
                 "segments": segs,
@@ -244,20 +314,22 @@ fn plain(content_type: &'static str, body: String) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// OpenAI reports the language by name in verbose_json.
-fn language_name(tag: &str) -> &str {
-    match tag.split('-').next().unwrap_or(tag) {
-        "en" => "english",
-        other => other,
-    }
+/// OpenAI reports the language by whisper's English name in verbose_json ("german").
+fn language_name(tag: &str) -> &'static str {
+    earshot_asr::language::code(tag)
+        .and_then(earshot_asr::language::name)
+        .unwrap_or("unknown")
 }
 
 /// What an upload's session records about where it came from and which model heard it.
-fn upload_metadata(filename: &Option<String>, model: &str) -> BTreeMap<String, String> {
+fn upload_metadata(filename: &Option<String>, model: &str, task: Task) -> BTreeMap<String, String> {
     let mut metadata = BTreeMap::from([
         ("source".to_owned(), "upload".to_owned()),
         ("model".to_owned(), model.to_owned()),
     ]);
+    if task == Task::Translate {
+        metadata.insert("task".to_owned(), "translate".to_owned());
+    }
     if let Some(f) = filename {
         metadata.insert("filename".to_owned(), f.clone());
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod speech;
+pub mod speech_client;
 pub mod sse;
 
 use std::time::Duration;

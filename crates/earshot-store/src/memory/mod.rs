@@ -331,6 +331,18 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn set_language(&self, tenant: &str, id: &str, language: &str) -> StoreResult<bool> {
+        self.run("set_language", |st, _| {
+            Ok(match st.keys.session_of_mut(tenant, id) {
+                Some(rec) => {
+                    rec.session.language = language.to_owned();
+                    true
+                }
+                None => false,
+            })
+        })
+    }
+
     async fn complete_session(&self, tenant: &str, id: &str) -> StoreResult<CompleteOutcome> {
         self.run("complete_session", |st, now| {
             let already = match st.keys.session_of(tenant, id) {

@@ -204,6 +204,10 @@ impl Store for RedisStore {
         Ok(r)
     }
 
+    async fn set_language(&self, tenant: &str, id: &str, language: &str) -> StoreResult<bool> {
+        timed("set_language", self.set_language_impl(tenant, id, language)).await
+    }
+
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>> {
         timed("transcript", self.transcript_impl(tenant, id)).await
     }

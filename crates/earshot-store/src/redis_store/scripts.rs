@@ -127,6 +127,18 @@ return 1
     )
 });
 
+/// Sets an existing session's language, only for its tenant (never re-creating an
+/// expired hash). KEYS: metadata. ARGV: tenant, language. Returns 1 if set, else 0.
+pub(super) static SET_LANGUAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HGET', KEYS[1], 'tenant_id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'language', ARGV[2])
+return 1
+"#,
+    )
+});
+
 /// Compare-and-delete: releases a lock only for its owner. KEYS: lock. ARGV: token.
 pub(super) static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

@@ -227,4 +227,26 @@ impl RedisStore {
             .await?;
         Ok(reply::int(r)? == 1)
     }
+
+    pub(super) async fn set_language_impl(
+        &self,
+        tenant: &str,
+        id: &str,
+        language: &str,
+    ) -> StoreResult<bool> {
+        let key = self.keys.metadata(id);
+        let args = [tenant.to_owned(), language.to_owned()];
+        let r = self
+            .conns
+            .run(|mut c| async move {
+                let mut inv = scripts::SET_LANGUAGE.prepare_invoke();
+                inv.key(&key);
+                for a in &args {
+                    inv.arg(a);
+                }
+                inv.invoke_async::<Value>(&mut c).await
+            })
+            .await?;
+        Ok(reply::int(r)? == 1)
+    }
 }

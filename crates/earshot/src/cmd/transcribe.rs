@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use earshot_asr::batch::{transcribe_with, BatchOptions};
+use earshot_asr::batch::{transcribe_detailed, BatchOptions};
+use earshot_asr::engine::AUTO_LANGUAGE;
 use earshot_asr::{Engine, EngineConfig};
 use earshot_core::format::{to_srt, to_vtt};
 use earshot_core::{Segment, Transcript};
@@ -47,6 +48,16 @@ pub struct TranscribeArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Spoken language (ISO 639-1, e.g. `de`); without it a multilingual model detects it
+    /// from the first speech of each file (reported on stderr).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Write English whatever the spoken language (multilingual models).
+    #[arg(long)]
+    pub translate: bool,
+    /// Text that biases the decoder toward its words: names, jargon, spelling.
+    #[arg(long)]
+    pub prompt: Option<String>,
 }
 
 /// Loads the model once and transcribes every file.
@@ -62,6 +73,29 @@ fn run_blocking(args: TranscribeArgs) -> anyhow::Result<()> {
     let mut cfg = EngineConfig::new(&model);
     cfg.threads = args.threads.max(1);
     let engine = Engine::load(cfg).with_context(|| format!("loading model {}", model.display()))?;
+    if engine.is_english_only() {
+        if args.translate {
+            bail!(
+                "translation needs a multilingual model; {} is English-only",
+                model.display()
+            );
+        }
+        if let Some(l) = args
+            .language
+            .as_deref()
+            .filter(|l| earshot_asr::language::code(l) != Some("en"))
+        {
+            bail!(
+                "{} is English-only and cannot transcribe {l:?}",
+                model.display()
+            );
+        }
+    }
+    if let Some(l) = &args.language {
+        if earshot_asr::language::code(l).is_none() {
+            bail!("unknown language {l:?}: use an ISO 639-1 code such as de, fr or es");
+        }
+    }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -100,13 +134,35 @@ fn transcribe_one(engine: &Arc<Engine>, file: &Path, args: &TranscribeArgs) -> a
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
-    let segments = transcribe_with(
-        engine,
-        &audio.samples,
-        &BatchOptions::default(),
-        &mut |done, _| bar.set_position(done),
-    )?;
+    let opts = BatchOptions {
+        language: Some(
+            match args
+                .language
+                .as_deref()
+                .and_then(earshot_asr::language::code)
+            {
+                Some(code) => code,
+                None => AUTO_LANGUAGE,
+            }
+            .to_owned(),
+        ),
+        translate: args.translate,
+        prompt: args.prompt.clone(),
+        ..BatchOptions::default()
+    };
+    let result = transcribe_detailed(engine, &audio.samples, &opts, &mut |done, _| {
+        bar.set_position(done)
+    })?;
     bar.finish_and_clear();
+    if let Some(d) = &result.detected_language {
+        eprintln!(
+            "{}: language {} (p = {:.2})",
+            file.display(),
+            d.code,
+            d.probability
+        );
+    }
+    let segments = result.segments;
     let segments: Vec<Segment> = segments
         .into_iter()
         .filter(|s| !s.text.trim().is_empty())

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::agreement::strip_committed;
 use super::config::{StreamConfig, StreamEvent, StreamStats};
 use crate::audio::TARGET_RATE;
-use crate::engine::{DecodeOptions, EngineError, Transcript};
+use crate::engine::{DecodeOptions, DetectedLanguage, EngineError, Transcript, AUTO_LANGUAGE};
 use crate::scheduler::{Priority, Scheduler};
 use crate::text::collapse_repeats;
 use crate::vad::{Vad, VadEvent, FRAME_SAMPLES};
@@ -79,6 +79,14 @@ pub struct StreamingTranscriber {
     hypothesis: Vec<Word>,
     /// Committed text before the window (the prompt), tail only.
     prompt_text: String,
+    /// The user's prompt (names, jargon), before the committed text in every decode.
+    user_prompt: Option<String>,
+    /// Spoken language for the engine; [`AUTO_LANGUAGE`] until a decode detects it.
+    language: Option<String>,
+    /// Output English (whisper's translate task).
+    translate: bool,
+    /// The language detected and pinned, not yet taken by [`Self::take_detected_language`].
+    detected: Option<DetectedLanguage>,
     rev: u64,
     last_partial: String,
     /// Bumped by every commit decode.
@@ -129,6 +137,10 @@ impl StreamingTranscriber {
             tail: Vec::new(),
             hypothesis: Vec::new(),
             prompt_text: String::new(),
+            user_prompt: None,
+            language: None,
+            translate: false,
+            detected: None,
             rev: 0,
             last_partial: String::new(),
             generation: 0,
@@ -149,6 +161,27 @@ impl StreamingTranscriber {
     /// Turn partials on or off.
     pub fn set_partials(&mut self, on: bool) {
         self.cfg.partials = on;
+    }
+
+    /// The user's prompt for every following decode (`None` or empty: none).
+    pub fn set_prompt(&mut self, prompt: Option<String>) {
+        self.user_prompt = prompt.filter(|p| !p.trim().is_empty());
+    }
+
+    /// The spoken language (`None`: the engine's; [`AUTO_LANGUAGE`]: detect it in the next
+    /// decode with speech and keep it).
+    pub fn set_language(&mut self, language: Option<String>) {
+        self.language = language;
+    }
+
+    /// Output English whatever the spoken language.
+    pub fn set_translate(&mut self, translate: bool) {
+        self.translate = translate;
+    }
+
+    /// The language detected since the last call, once.
+    pub fn take_detected_language(&mut self) -> Option<DetectedLanguage> {
+        self.detected.take()
     }
 
     /// The settings.
@@ -256,6 +289,12 @@ impl StreamingTranscriber {
         if since < interval * SPM || self.buf.is_empty() {
             return false;
         }
+        // The language is detected by the first commit decode, whose audio is fixed by the
+        // stream (a partial's depends on timing): until then there are no partials, so the
+        // same audio always gets the same language.
+        if self.language.as_deref() == Some(AUTO_LANGUAGE) {
+            return false;
+        }
         self.last_partial_at = self.total;
         let cancel = Arc::new(AtomicBool::new(false));
         let opts = DecodeOptions {
@@ -352,8 +391,12 @@ impl StreamingTranscriber {
             // A partial may show a loop cut back to one copy; a commit never keeps one.
             salvage_loops: salvage,
             prompt: (!self.prompt_text.is_empty()).then(|| self.prompt_text.clone()),
+            user_prompt: self.user_prompt.clone(),
+            language: self.language.clone(),
+            translate: self.translate,
             offset_ms: (self.buf_start / SPM) as i64,
             temperature_fallback: false,
+            temperature: 0.0,
             skip_vad_gate: false,
             single_pass: true,
             retry_ctx: Some(RETRY_CTX),
@@ -386,7 +429,14 @@ impl StreamingTranscriber {
         Ok(self.uncommitted_words(t))
     }
 
-    fn uncommitted_words(&self, t: Transcript) -> Vec<Word> {
+    fn uncommitted_words(&mut self, t: Transcript) -> Vec<Word> {
+        if let Some(d) = t.detected_language {
+            // The first detection is kept for the rest of the stream.
+            if self.language.as_deref() == Some(AUTO_LANGUAGE) {
+                self.language = Some(d.code.clone());
+                self.detected = Some(d);
+            }
+        }
         let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();
         collapse_repeats(&mut words);
         let mut new = strip_committed(&self.committed_in_window, self.last_committed_end_ms, words);

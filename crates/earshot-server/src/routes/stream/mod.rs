@@ -60,6 +60,8 @@ pub async fn stream(
         )
     })?;
     let speech = state.speech.model(params.model.as_deref())?;
+    let engine = speech.scheduler.engine().clone();
+    let speech_opts = q.speech(engine.is_english_only(), engine.config().max_prompt_chars)?;
     // Per-tenant live stream limit (429 before upgrading).
     let tenant_slot = state.limits.acquire_stream(&tenant)?;
     let mut live = LiveStream::new(
@@ -72,6 +74,11 @@ pub async fn stream(
     if let Some(ms) = params.endpointing_ms {
         live.configure(Some(ms as u64), None);
     }
+    live.configure_speech(
+        speech_opts.prompt.clone(),
+        speech_opts.language.engine.clone(),
+        Some(speech_opts.translate),
+    );
     let backlog = Backlog::new(
         params.encoding,
         params.sample_rate,
@@ -84,7 +91,7 @@ pub async fn stream(
         .find_or_create(
             &tenant,
             &id,
-            &params.language,
+            &speech_opts.language.session,
             [
                 ("source".to_owned(), "stream".to_owned()),
                 ("model".to_owned(), speech.model_name.clone()),
@@ -115,6 +122,8 @@ pub async fn stream(
         shutdown: state.shutdown.clone(),
         resume_after_seq: params.resume_after_seq,
         send_partials: true,
+        english_only: engine.is_english_only(),
+        max_prompt_chars: engine.config().max_prompt_chars,
     };
     let tasks = state.tasks.clone();
     Ok(ws

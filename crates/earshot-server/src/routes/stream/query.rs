@@ -5,6 +5,7 @@ use earshot_asr::AudioEncoding;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
+use crate::speech_request::{self, Language};
 use crate::ws_protocol::ENDPOINTING_RANGE;
 
 /// Query of the stream route.
@@ -18,6 +19,12 @@ pub struct StreamQuery {
     /// A loaded model's name; absent: the default. Checked against the loaded models by the
     /// route (which knows them).
     pub model: Option<String>,
+    /// Free text that biases every decode (names, jargon, style).
+    pub prompt: Option<String>,
+    /// Terms separated by commas, a prompt made of a vocabulary.
+    pub vocabulary: Option<String>,
+    /// `true`: the text in English whatever the spoken language.
+    pub translate: Option<String>,
     // `api_key` is read by the `Tenant` extractor only: keeping it out of this `Debug`
     // struct keeps it out of any log line that prints the query.
 }
@@ -28,9 +35,16 @@ pub struct StreamParams {
     pub sample_rate: u32,
     pub encoding: AudioEncoding,
     pub resume_after_seq: Option<u64>,
-    pub language: String,
     pub endpointing_ms: Option<u32>,
     pub model: Option<String>,
+}
+
+/// The stream's speech options, checked against the loaded model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpeech {
+    pub language: Language,
+    pub prompt: Option<String>,
+    pub translate: bool,
 }
 
 impl StreamQuery {
@@ -89,9 +103,49 @@ impl StreamQuery {
             sample_rate,
             encoding,
             resume_after_seq,
-            language: crate::validate::language(self.language.as_deref())?,
             endpointing_ms,
             model: self.model.clone(),
+        })
+    }
+
+    /// The speech options for a model (`english_only`, its prompt cap `max_prompt_chars`):
+    /// 400 for an unknown language, a malformed flag or a prompt past the cap, 422 for a
+    /// language or translation the model cannot do.
+    pub fn speech(&self, english_only: bool, max_prompt_chars: usize) -> ApiResult<StreamSpeech> {
+        let translate = match self.translate.as_deref() {
+            None => false,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "translate must be true or false",
+                ))
+            }
+        };
+        let prompt = match (self.prompt.as_deref(), self.vocabulary.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "send either prompt or vocabulary, not both",
+                ))
+            }
+            (Some(p), None) => speech_request::prompt(p, max_prompt_chars)?,
+            (None, Some(v)) => {
+                let terms: Vec<String> = v.split(',').map(str::to_owned).collect();
+                speech_request::vocabulary(&terms, max_prompt_chars)?
+            }
+            (None, None) => None,
+        };
+        Ok(StreamSpeech {
+            language: speech_request::language(
+                self.language.as_deref(),
+                translate,
+                english_only,
+                "en-US",
+            )?,
+            prompt,
+            translate,
         })
     }
 }

@@ -39,6 +39,10 @@ pub struct StreamCtx {
     pub resume_after_seq: Option<u64>,
     /// Whether partials are sent (`configure` can turn them off).
     pub send_partials: bool,
+    /// The loaded model cannot translate (`configure` is checked against it).
+    pub english_only: bool,
+    /// The model's prompt cap, the bound of a prompt set by `configure`.
+    pub max_prompt_chars: usize,
 }
 
 /// What the socket reader hands to the loop.
@@ -236,7 +240,36 @@ async fn on_text(ctx: &mut StreamCtx, out: &Outbox, text: &str) -> Result<(), En
         Ok(ClientMessage::Configure {
             endpointing_ms,
             partials,
+            prompt,
+            vocabulary,
+            translate,
         }) => {
+            let refused = |e: crate::error::ApiError| End::BadInput {
+                code: e.code,
+                message: e.message,
+            };
+            if translate == Some(true) && ctx.english_only {
+                return Err(End::BadInput {
+                    code: "unsupported_language",
+                    message: "translation needs a multilingual model; the loaded model is \
+                              English-only"
+                        .into(),
+                });
+            }
+            let prompt = match (prompt, vocabulary) {
+                (Some(p), _) => Some(
+                    crate::speech_request::prompt(&p, ctx.max_prompt_chars)
+                        .map_err(refused)?
+                        .unwrap_or_default(),
+                ),
+                (None, Some(v)) => Some(
+                    crate::speech_request::vocabulary(&v, ctx.max_prompt_chars)
+                        .map_err(refused)?
+                        .unwrap_or_default(),
+                ),
+                (None, None) => None,
+            };
+            ctx.live.configure_speech(prompt, None, translate);
             ctx.live.configure(endpointing_ms.map(u64::from), partials);
             if let Some(p) = partials {
                 ctx.send_partials = p;
@@ -259,6 +292,16 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
                 out.send(&ServerMessage::SpeechStarted { at_ms })
             }
             StreamEvent::UtteranceEnd { at_ms } => out.send(&ServerMessage::UtteranceEnd { at_ms }),
+            StreamEvent::LanguageDetected {
+                language,
+                probability,
+            } => {
+                record_language(&ctx.sessions, &ctx.tenant, &ctx.session_id, &language).await;
+                out.send(&ServerMessage::LanguageDetected {
+                    language,
+                    probability,
+                })
+            }
             StreamEvent::Partial {
                 rev,
                 text,
@@ -291,6 +334,14 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
         }
     }
     Ok(())
+}
+
+/// Records a detected language as the session's. Best effort: the transcript does not
+/// depend on it, so a store hiccup here is logged, not fatal to the stream.
+async fn record_language(sessions: &SessionService, tenant: &str, id: &str, language: &str) {
+    if let Err(e) = sessions.store().set_language(tenant, id, language).await {
+        tracing::warn!(error = %e, "could not record the detected language");
+    }
 }
 
 /// A fresh scope for one connection's keys: a final retried within the connection
