@@ -18,6 +18,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::service::segment_from_asr;
 use crate::state::AppState;
+use crate::verbose_json::{verbose_json, Granularities, Verbose};
 
 /// `response_format` values OpenAI defines for Whisper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,7 @@ struct Upload {
     model: Option<String>,
     language: Option<String>,
     format: ResponseFormat,
+    granularities: Granularities,
 }
 
 async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
@@ -67,6 +69,7 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
         model: None,
         language: None,
         format: ResponseFormat::Json,
+        granularities: Granularities::default(),
     };
     let mut has_file = false;
     let bad = |e: axum::extract::multipart::MultipartError| {
@@ -99,7 +102,11 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
                     _ => upload.format = ResponseFormat::parse(&value)?,
                 }
             }
-            // prompt, temperature, timestamp_granularities[]...: accepted, not used.
+            n if Granularities::is_field(n) => {
+                let value = field.text().await.map_err(bad)?;
+                upload.granularities.add(&value)?;
+            }
+            // prompt, temperature...: accepted, not used.
             _ => {
                 let _ = field.bytes().await.map_err(bad)?;
             }
@@ -111,6 +118,9 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
             "the form has no `file` field",
         ));
     }
+    upload
+        .granularities
+        .check_format(upload.format == ResponseFormat::VerboseJson)?;
     Ok(upload)
 }
 
@@ -192,35 +202,19 @@ pub async fn transcriptions(
         ResponseFormat::Vtt => plain("text/vtt; charset=utf-8", to_vtt(stored)),
         ResponseFormat::VerboseJson => {
             // The recognised segments that were stored, in order, beside their stored form.
-            let kept = segments
+            let kept: Vec<&earshot_asr::Segment> = segments
                 .iter()
-                .filter(|s| segment_from_asr(&s.text, s.start_ms, s.end_ms).is_some());
-            let segs: Vec<_> = stored
-                .iter()
-                .zip(kept)
-                .map(|(st, s)| {
-                    json!({
-                        "id": st.seq,
-                        "seek": 0,
-                        "start": s.start_ms as f64 / 1000.0,
-                        "end": s.end_ms as f64 / 1000.0,
-                        "text": st.text,
-                        "tokens": [],
-                        "temperature": 0.0,
-                        "avg_logprob": s.avg_logprob,
-                        "compression_ratio": 1.0,
-                        "no_speech_prob": s.no_speech_prob,
-                    })
-                })
+                .filter(|s| segment_from_asr(&s.text, s.start_ms, s.end_ms, &[]).is_some())
                 .collect();
-            Json(json!({
-                "task": "transcribe",
-                "language": language_name(&language),
-                "duration": duration,
-                "text": text,
-                "segments": segs,
-            }))
-            .into_response()
+            let verbose = Verbose {
+                task: "transcribe",
+                language: language_name(&language),
+                duration,
+                text: &text,
+                stored,
+                recognised: &kept,
+            };
+            Json(verbose_json(&verbose, upload.granularities)).into_response()
         }
     };
     if let Ok(v) = HeaderValue::from_str(recorded.session_id.as_str()) {
