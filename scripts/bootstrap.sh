@@ -2,8 +2,8 @@
 # bootstrap.sh [run|test]: installs the Debian/Ubuntu packages earshot needs, only
 # those missing. `run` needs the whisper.cpp build tools (cmake, clang/libclang for
 # bindgen); `test` also needs redis-server, which the tests start themselves on free
-# ports (they never use a Redis someone else started), and chromium + chromedriver for
-# the web app's browser tests.
+# ports (they never use a Redis someone else started), chromium + chromedriver for
+# the web app's browser tests, and espeak-ng + sox for the word-timing tests.
 set -euo pipefail
 mode=${1:-run}
 
@@ -19,6 +19,9 @@ if [ "$mode" = test ]; then
   # The web app's tests drive a real headless browser over WebDriver.
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+  # The word-timing tests synthesize speech with known word positions at test time.
+  command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+  command -v sox >/dev/null 2>&1 || need+=(sox)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
