@@ -8,7 +8,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::live::{connect, run_stream, s16le, Ws};
+use common::live::{connect, run_stream, s16le};
 use common::{expect_error, TestApp, ACME, GLOBEX};
 use earshot_asr::{
     AdmissionConfig, Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig,
@@ -17,7 +17,6 @@ use earshot_server::{Speech, SpeechStatus};
 use earshot_testsupport::speech::{audio_dir, model_path, normalize, wer};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 fn engine() -> Option<Arc<Engine>> {
