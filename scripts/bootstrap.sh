@@ -19,8 +19,8 @@ if [ "$mode" = test ]; then
   # The web app's tests drive a real headless browser over WebDriver.
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
-  # Speech in other languages and names the shared clips do not have are made at test
-  # time: espeak-ng speaks, sox resamples to 16 kHz.
+  # Speech in other languages, names the shared clips do not have, and words at known
+  # positions (word timing) are made at test time: espeak-ng speaks, sox joins and resamples.
   command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
   command -v sox >/dev/null 2>&1 || need+=(sox)
 fi

@@ -13,7 +13,8 @@
 //! ```
 //! Env: `EARSHOT_MODEL` (default `shared/models/ggml-tiny.en.bin`), `THREADS` (threads per decode; default the engine's, 1;
 //! use `THREADS=2` to match asr_anchor.sh's 2 threads in one decode),
-//! `REPEAT` (batch passes, median reported; default 3); stream settings: see [`stream_config`].
+//! `REPEAT` (batch passes, median reported; default 3), `DTW=0` (word times without DTW,
+//! to measure what DTW costs); stream settings: see [`stream_config`].
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -44,6 +45,10 @@ fn engine(ctx: AudioCtx) -> Arc<Engine> {
         cfg.threads = t;
     }
     cfg.audio_ctx = ctx;
+    // DTW=0: words timed by whisper's timestamp-token estimates (to measure DTW's cost).
+    if std::env::var("DTW").as_deref() == Ok("0") {
+        cfg.dtw_word_times = false;
+    }
     Engine::load(cfg).expect("load")
 }
 

@@ -334,6 +334,7 @@ async fn finals_do_not_depend_on_load_or_pace() {
                     text,
                     start_ms,
                     end_ms,
+                    ..
                 } => Some((text.clone(), *start_ms, *end_ms)),
                 _ => None,
             })

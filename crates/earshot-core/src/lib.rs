@@ -16,5 +16,5 @@ pub mod time;
 
 pub use event::{Event, EventKind, EventParseError};
 pub use ids::{IdError, SessionId, TenantId};
-pub use session::{NewSegment, NewSession, Segment, Session, SessionStatus, Transcript};
+pub use session::{NewSegment, NewSession, Segment, Session, SessionStatus, Transcript, Word};
 pub use stream_id::{StreamId, StreamIdError};

@@ -112,21 +112,37 @@ pub struct NewSession {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// A recognised word: its times (ms, inside its segment's span) and the recogniser's
+/// confidence in it (0-1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Word {
+    pub word: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub probability: f32,
+}
+
 /// A final segment to append. `text` is already trimmed and non-empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewSegment {
     pub text: String,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
+    /// The words of recognised speech; empty for text appended by a client.
+    pub words: Vec<Word>,
 }
 
-/// A stored final segment, as in `session:<id>:segments` (`{seq,text,start_ms,end_ms}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stored final segment, as in `session:<id>:segments`
+/// (`{seq,text,start_ms,end_ms[,words]}`). `words` is left out when empty, so segments
+/// stored before words existed read back unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub seq: u64,
     pub text: String,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
 }
 
 impl Segment {
@@ -143,6 +159,7 @@ impl Segment {
             text: seg.text.clone(),
             start_ms: seg.start_ms,
             end_ms: seg.end_ms,
+            words: seg.words.clone(),
         }
         .to_json();
         full["{\"seq\":0".len()..].to_owned()
@@ -150,7 +167,7 @@ impl Segment {
 }
 
 /// A session's transcript: the chunks joined by one space, and its segments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transcript {
     pub session_id: String,
     pub text: String,
@@ -181,6 +198,7 @@ mod tests {
             text: "he said \"hi\" ünï".into(),
             start_ms: Some(10),
             end_ms: None,
+            words: Vec::new(),
         };
         let tail = Segment::json_tail(&seg);
         let json = format!("{{\"seq\":7{tail}");
@@ -189,6 +207,43 @@ mod tests {
         assert_eq!(back.text, seg.text);
         assert_eq!(back.start_ms, Some(10));
         assert_eq!(back.end_ms, None);
+    }
+
+    #[test]
+    fn words_round_trip_and_old_segments_read_without_them() {
+        let seg = NewSegment {
+            text: "hi there".into(),
+            start_ms: Some(100),
+            end_ms: Some(900),
+            words: vec![
+                Word {
+                    word: "hi".into(),
+                    start_ms: 100,
+                    end_ms: 400,
+                    probability: 0.875,
+                },
+                Word {
+                    word: "there".into(),
+                    start_ms: 450,
+                    end_ms: 900,
+                    probability: 0.5,
+                },
+            ],
+        };
+        let json = format!("{{\"seq\":3{}", Segment::json_tail(&seg));
+        assert!(json.ends_with(
+            r#""words":[{"word":"hi","start_ms":100,"end_ms":400,"probability":0.875},{"word":"there","start_ms":450,"end_ms":900,"probability":0.5}]}"#
+        ), "{json}");
+        let back: Segment = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.words, seg.words);
+        // As stored before segments had words.
+        let old: Segment =
+            serde_json::from_str(r#"{"seq":0,"text":"a","start_ms":1,"end_ms":2}"#).unwrap();
+        assert!(old.words.is_empty());
+        assert_eq!(
+            old.to_json(),
+            r#"{"seq":0,"text":"a","start_ms":1,"end_ms":2}"#
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod speech_request;
 pub mod state;
 pub mod tenants;
 pub mod validate;
+pub mod verbose_json;
 pub mod views;
 pub mod web;
 pub mod ws_protocol;

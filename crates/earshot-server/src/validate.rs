@@ -123,6 +123,7 @@ impl SegmentBody {
             text: text.to_owned(),
             start_ms: self.start_ms,
             end_ms: self.end_ms,
+            words: Vec::new(),
         })
     }
 }

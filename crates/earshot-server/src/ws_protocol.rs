@@ -100,6 +100,9 @@ pub enum ServerMessage {
         text: String,
         start_ms: i64,
         end_ms: i64,
+        /// Always present (empty only for text stored without words), so a client can
+        /// rely on the field.
+        words: Vec<earshot_core::Word>,
     },
     Completed {
         session: Value,
@@ -218,10 +221,16 @@ mod tests {
             text: "hi".into(),
             start_ms: 0,
             end_ms: 900,
+            words: vec![earshot_core::Word {
+                word: "hi".into(),
+                start_ms: 120,
+                end_ms: 880,
+                probability: 0.75,
+            }],
         };
         assert_eq!(
             f.to_text(),
-            r#"{"type":"final","seq":2,"text":"hi","start_ms":0,"end_ms":900}"#
+            r#"{"type":"final","seq":2,"text":"hi","start_ms":0,"end_ms":900,"words":[{"word":"hi","start_ms":120,"end_ms":880,"probability":0.75}]}"#
         );
         let p = ServerMessage::Partial {
             rev: 3,

@@ -184,7 +184,7 @@ async fn the_services_retries_of_a_keyed_final_store_it_once() {
             .await
             .unwrap();
     }
-    let segment = earshot_server::service::segment_from_asr(" a final ", 0, 700).unwrap();
+    let segment = earshot_server::service::segment_from_asr(" a final ", 0, 700, &[]).unwrap();
     sessions
         .append("acme", "warm-up", &segment, None)
         .await

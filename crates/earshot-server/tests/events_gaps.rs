@@ -78,6 +78,7 @@ async fn resuming_after_trimmed_events_gets_a_gap_event(b: Backend) {
             text: format!("line {i}"),
             start_ms: None,
             end_ms: None,
+            words: Vec::new(),
         };
         app.store.append_segment("acme", "s", &seg).await.unwrap();
     }

@@ -21,6 +21,7 @@ fn segment() -> NewSegment {
         text: "the quick brown fox jumps over the lazy dog".into(),
         start_ms: Some(1_000),
         end_ms: Some(2_500),
+        words: Vec::new(),
     }
 }
 

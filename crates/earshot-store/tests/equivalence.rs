@@ -76,6 +76,7 @@ async fn run(store: &DynStore, ops: &[Op]) -> Vec<String> {
                     text: text.clone(),
                     start_ms: *start,
                     end_ms: start.map(|s| s + 100),
+                    words: Vec::new(),
                 };
                 match store
                     .append_segment(TENANTS[*t], IDS[*i], &seg)

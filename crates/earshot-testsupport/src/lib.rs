@@ -7,6 +7,7 @@
 //! Cluster tests use [`RedisCluster`]: six nodes, one cluster shared by a test binary.
 
 pub mod audio;
+pub mod forced;
 mod redis_cluster;
 mod redis_server;
 pub mod speech;

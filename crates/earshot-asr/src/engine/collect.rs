@@ -3,28 +3,28 @@
 
 use whisper_rs::WhisperState;
 
+use super::timing::{self, Sounding, Tok};
 use super::Engine;
 use crate::text::{
     collapse_repeats, collapse_short_repeats, drop_stutters, is_repetitive, join_words, norm_text,
 };
-use crate::{Segment, Word};
+use crate::Segment;
 
 impl Engine {
+    /// `samples` is the audio given (without the padding whisper was fed).
     pub(super) fn collect(
         &self,
         state: &WhisperState,
         offset_ms: i64,
-        audio_ms: i64,
+        samples: &[f32],
         salvage: bool,
     ) -> Run {
-        let mut kept = Vec::new();
-        let mut dropped = 0;
-        let mut repetitive = 0;
+        let audio_ms = (samples.len() as u64 * 1000 / crate::audio::TARGET_RATE as u64) as i64;
+        let sounding = Sounding::of(samples);
+        // Every segment's text tokens first (the guards below need the whole segment).
+        let mut all: Vec<(whisper_rs::WhisperSegment<'_>, Vec<Tok>, f32, usize)> = Vec::new();
         for seg in state.as_iter() {
-            let no_speech = seg.no_speech_probability();
-            let mut words: Vec<Word> = Vec::new();
-            #[allow(clippy::type_complexity)]
-            let mut cur: Option<(Vec<u8>, i64, i64, f32, usize)> = None;
+            let mut toks = Vec::new();
             let mut logp_sum = 0.0f32;
             let mut n_text = 0usize;
             for i in 0..seg.n_tokens() {
@@ -38,26 +38,32 @@ impl Engine {
                 let Ok(bytes) = tok.to_bytes() else { continue };
                 logp_sum += data.plog;
                 n_text += 1;
-                let t0 = data.t0 * 10;
-                let t1 = data.t1 * 10;
-                let starts_word = bytes.first().is_some_and(|b| *b == b' ');
-                match &mut cur {
-                    Some((b, _s, e, p, n)) if !starts_word => {
-                        b.extend_from_slice(bytes);
-                        *e = (*e).max(t1);
-                        *p += data.p;
-                        *n += 1;
-                    }
-                    _ => {
-                        if let Some(w) = cur.take() {
-                            push_word(&mut words, w, offset_ms, audio_ms);
-                        }
-                        cur = Some((bytes.to_vec(), t0, t1, data.p, 1));
-                    }
-                }
+                toks.push(Tok {
+                    bytes: bytes.to_vec(),
+                    t0: data.t0 * 10,
+                    t1: data.t1 * 10,
+                    dtw: (self.dtw && data.t_dtw >= 0).then_some(data.t_dtw * 10),
+                    p: data.p,
+                });
             }
-            if let Some(w) = cur.take() {
-                push_word(&mut words, w, offset_ms, audio_ms);
+            all.push((seg, toks, logp_sum, n_text));
+        }
+        let mut kept = Vec::new();
+        let mut dropped = 0;
+        let mut repetitive = 0;
+        // Where the next segment's first token may start: the DTW alignment runs over all
+        // segments of the decode at once.
+        let mut from = 0i64;
+        for (seg, toks, logp_sum, n_text) in all {
+            let no_speech = seg.no_speech_probability();
+            let mut words = timing::words(&toks, from, audio_ms, sounding.as_ref());
+            from = toks
+                .last()
+                .and_then(|t| t.dtw)
+                .map_or(from, |end| end.max(from));
+            for w in &mut words {
+                w.start_ms += offset_ms;
+                w.end_ms += offset_ms;
             }
             let text = seg
                 .to_bytes()
@@ -107,8 +113,16 @@ impl Engine {
                 dropped += 1;
                 continue;
             }
-            let start_ms = offset_ms + seg.start_timestamp() * 10;
-            let end_ms = (offset_ms + seg.end_timestamp() * 10).min(offset_ms + audio_ms.max(0));
+            // The span covers the words (whisper's segment timestamps are coarser, and
+            // past the audio when the input was padded), inside the audio given.
+            let audio_end = offset_ms + audio_ms.max(0);
+            let (start_ms, end_ms) = match (words.first(), words.last()) {
+                (Some(a), Some(b)) => (a.start_ms, b.end_ms),
+                _ => (
+                    (offset_ms + seg.start_timestamp() * 10).min(audio_end),
+                    (offset_ms + seg.end_timestamp() * 10).min(audio_end),
+                ),
+            };
             kept.push(Segment {
                 text,
                 start_ms,
@@ -133,25 +147,4 @@ pub(super) struct Run {
     pub dropped: usize,
     pub repetitive: usize,
     pub hit_token_cap: bool,
-}
-
-fn push_word(
-    words: &mut Vec<Word>,
-    (bytes, t0, t1, psum, n): (Vec<u8>, i64, i64, f32, usize),
-    offset_ms: i64,
-    audio_ms: i64,
-) {
-    let text = String::from_utf8_lossy(&bytes).trim().to_string();
-    if text.is_empty() {
-        return;
-    }
-    let end_cap = offset_ms + audio_ms.max(0);
-    let start = (offset_ms + t0).min(end_cap);
-    let end = (offset_ms + t1).min(end_cap).max(start);
-    words.push(Word {
-        text,
-        start_ms: start,
-        end_ms: end,
-        prob: psum / n.max(1) as f32,
-    });
 }

@@ -27,9 +27,12 @@
 //!   than [`EngineConfig::max_ngram_repeats`] times in a row is dropped;
 //! * non-speech tokens (`[Music]`, `(laughs)`) are suppressed and blank starts are suppressed.
 
+mod alignment;
 mod collect;
 mod config;
 mod stop;
+mod timing;
+pub use timing::MIN_WORD_MS;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,6 +67,8 @@ pub struct Engine {
     detect_state: Mutex<Option<WhisperState>>,
     token_eot: i32,
     english_only: bool,
+    /// DTW token times are computed (see [`alignment`]).
+    dtw: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -103,6 +108,20 @@ impl Engine {
         let mut params = WhisperContextParameters::default();
         params.use_gpu(false);
         params.flash_attn(cfg.flash_attn);
+        // whisper.cpp cannot combine DTW with flash attention.
+        let dtw_preset = alignment::read_hparams(&path)
+            .and_then(alignment::preset)
+            .filter(|_| cfg.dtw_word_times && !cfg.flash_attn);
+        let dtw = dtw_preset.is_some();
+        if let Some(model_preset) = dtw_preset {
+            params.dtw_parameters(whisper_rs::DtwParameters {
+                mode: whisper_rs::DtwMode::ModelPreset { model_preset },
+                // whisper.cpp allocates this per decode, and aborts the process if its
+                // tensors do not fit: the largest need (448 tokens x 1500 frames x 8 heads,
+                // a few copies) is about 100 MB. Only what is used is touched.
+                dtw_mem_size: 256 * 1024 * 1024,
+            });
+        }
         let path_str = path
             .to_str()
             .ok_or_else(|| load_err("path is not UTF-8".into()))?;
@@ -117,6 +136,7 @@ impl Engine {
             detect_state: Mutex::new(None),
             token_eot,
             english_only,
+            dtw,
         };
         // One state up front: the first decode should not pay for it.
         let st = engine.new_state()?;
@@ -358,7 +378,8 @@ impl Engine {
         let hit_token_cap = state
             .as_iter()
             .any(|seg| seg.n_tokens() as usize >= max_tokens);
-        let run = self.collect(&state, opts.offset_ms, audio_ms, opts.salvage_loops);
+        let given = (audio_ms.max(0) as usize * (TARGET_RATE as usize / 1000)).min(padded.len());
+        let run = self.collect(&state, opts.offset_ms, &padded[..given], opts.salvage_loops);
         self.give_back(state);
         Ok(Run {
             hit_token_cap,

@@ -110,6 +110,8 @@ pub enum StreamEvent {
         start_ms: u64,
         /// End of its last word.
         end_ms: u64,
+        /// Its words, in order, with times inside `start_ms..=end_ms`.
+        words: Vec<crate::Word>,
     },
 }
 

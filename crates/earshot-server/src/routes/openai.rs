@@ -19,6 +19,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::service::segment_from_asr;
 use crate::state::AppState;
+use crate::verbose_json::{verbose_json, Granularities, Verbose};
 
 /// `response_format` values OpenAI defines for Whisper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,7 @@ struct Upload {
     /// Raw `prompt`, checked against the model's prompt cap once the model is known.
     prompt: Option<String>,
     temperature: Option<f32>,
+    granularities: Granularities,
 }
 
 async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
@@ -80,6 +82,7 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
         format: ResponseFormat::Json,
         prompt: None,
         temperature: None,
+        granularities: Granularities::default(),
     };
     let mut has_file = false;
     let bad = |e: axum::extract::multipart::MultipartError| {
@@ -116,7 +119,10 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
                     _ => upload.format = ResponseFormat::parse(&value)?,
                 }
             }
-            // timestamp_granularities[]...: accepted, not used.
+            n if Granularities::is_field(n) => {
+                let value = field.text().await.map_err(bad)?;
+                upload.granularities.add(&value)?;
+            }
             _ => {
                 let _ = field.bytes().await.map_err(bad)?;
             }
@@ -128,6 +134,9 @@ async fn read_form(mut form: Multipart) -> ApiResult<Upload> {
             "the form has no `file` field",
         ));
     }
+    upload
+        .granularities
+        .check_format(upload.format == ResponseFormat::VerboseJson)?;
     Ok(upload)
 }
 
@@ -264,26 +273,9 @@ async fn handle(
         ResponseFormat::Vtt => plain("text/vtt; charset=utf-8", to_vtt(stored)),
         ResponseFormat::VerboseJson => {
             // The recognised segments that were stored, in order, beside their stored form.
-            let kept = segments
+            let kept: Vec<&earshot_asr::Segment> = segments
                 .iter()
-                .filter(|s| segment_from_asr(&s.text, s.start_ms, s.end_ms).is_some());
-            let segs: Vec<_> = stored
-                .iter()
-                .zip(kept)
-                .map(|(st, s)| {
-                    json!({
-                        "id": st.seq,
-                        "seek": 0,
-                        "start": s.start_ms as f64 / 1000.0,
-                        "end": s.end_ms as f64 / 1000.0,
-                        "text": st.text,
-                        "tokens": [],
-                        "temperature": temperature,
-                        "avg_logprob": s.avg_logprob,
-                        "compression_ratio": 1.0,
-                        "no_speech_prob": s.no_speech_prob,
-                    })
-                })
+                .filter(|s| segment_from_asr(&s.text, s.start_ms, s.end_ms, &[]).is_some())
                 .collect();
             // OpenAI names the language of the text: the spoken one, English for a
             // translation.
@@ -291,14 +283,16 @@ async fn handle(
                 Task::Transcribe => ("transcribe", language_name(&language)),
                 Task::Translate => ("translate", "english"),
             };
-            Json(json!({
-                "task": task_name,
-                "language": text_language,
-                "duration": duration,
-                "text": text,
-                "segments": segs,
-            }))
-            .into_response()
+            let verbose = Verbose {
+                task: task_name,
+                language: text_language,
+                duration,
+                temperature,
+                text: &text,
+                stored,
+                recognised: &kept,
+            };
+            Json(verbose_json(&verbose, upload.granularities)).into_response()
         }
     };
     if let Ok(v) = HeaderValue::from_str(recorded.session_id.as_str()) {

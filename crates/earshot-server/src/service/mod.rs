@@ -16,7 +16,7 @@ use earshot_core::{NewSession, Session, SessionId, SessionStatus, TenantId};
 use earshot_store::{CompleteOutcome, CreateOutcome, DynStore};
 
 pub use append::{AppendError, IdempotencyKey};
-pub use upload::{segment_from_asr, RecordedUpload};
+pub use upload::{segment_from_asr, words_from_asr, RecordedUpload};
 
 use crate::error::{ApiError, ApiResult};
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod live;
 pub mod speech;
 pub mod speech_client;
 pub mod sse;
@@ -117,6 +118,16 @@ impl TestApp {
             Tenants::open(),
         )
         .await
+    }
+
+    /// An app with speech recognition on the given store (e.g. a Redis the test started).
+    pub async fn start_speech_on(
+        store: DynStore,
+        redis: Option<RedisServer>,
+        config: ServerConfig,
+        speech: earshot_server::SpeechStatus,
+    ) -> Self {
+        Self::start_custom(store, redis, config, speech).await
     }
 
     async fn start_custom(

@@ -315,6 +315,7 @@ impl Store for MemoryStore {
                 text: segment.text.clone(),
                 start_ms: segment.start_ms,
                 end_ms: segment.end_ms,
+                words: segment.words.clone(),
             });
             let event = self.session_event(
                 &rec.session,
@@ -719,6 +720,7 @@ mod tests {
                 text: "hello".into(),
                 start_ms: None,
                 end_ms: None,
+                words: Vec::new(),
             };
             store
                 .append_segment(&format!("t{}", i % 7), &format!("s{i}"), &seg)

@@ -109,6 +109,7 @@ pub fn seg(text: &str) -> NewSegment {
         text: text.into(),
         start_ms: None,
         end_ms: None,
+        words: Vec::new(),
     }
 }
 
@@ -117,6 +118,7 @@ pub fn timed_seg(text: &str, a: i64, b: i64) -> NewSegment {
         text: text.into(),
         start_ms: Some(a),
         end_ms: Some(b),
+        words: Vec::new(),
     }
 }
 

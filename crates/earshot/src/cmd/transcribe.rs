@@ -172,6 +172,7 @@ fn transcribe_one(engine: &Arc<Engine>, file: &Path, args: &TranscribeArgs) -> a
             text: s.text.trim().to_owned(),
             start_ms: Some(s.start_ms),
             end_ms: Some(s.end_ms),
+            words: earshot_server::service::words_from_asr(&s.words),
         })
         .collect();
     let rendered = render(file, audio.duration_secs(), &segments, args.format);

@@ -4,9 +4,25 @@
 use std::time::Instant;
 
 use super::{StreamingTranscriber, SPM};
+use crate::engine::MIN_WORD_MS;
 use crate::streaming::config::StreamEvent;
 use crate::text::{join_words, norm_word};
 use crate::Word;
+
+/// `words` (in order, each decode's times) made monotonic and fitted into
+/// `[floor, audio_end]` with none of zero length: the span of a final is its words' span,
+/// so this is what keeps a final from being empty or after its speech.
+pub(super) fn fit_words(mut words: Vec<Word>, floor: i64, audio_end: i64) -> Vec<Word> {
+    let mut prev = floor.max(0);
+    for w in &mut words {
+        let start = w.start_ms.max(prev).min(audio_end);
+        let end = w.end_ms.max(start + MIN_WORD_MS).min(audio_end);
+        w.start_ms = start.min(end);
+        w.end_ms = end;
+        prev = end;
+    }
+    words
+}
 
 impl StreamingTranscriber {
     pub(super) fn commit(&mut self, words: Vec<Word>, events: &mut Vec<StreamEvent>) {
@@ -18,12 +34,17 @@ impl StreamingTranscriber {
             return;
         }
         let text = join_words(&words);
-        // Word times are whisper's estimates; a final never starts before the last one ended.
-        let start_ms = (words[0].start_ms.max(0) as u64).max(self.last_final_end_ms);
-        let end_ms = (words[words.len() - 1].end_ms.max(0) as u64).max(start_ms);
+        // A final never starts before the last one ended, nor ends past the audio given.
+        let words = fit_words(
+            words,
+            self.last_final_end_ms as i64,
+            (self.total / SPM) as i64,
+        );
+        let start_ms = words[0].start_ms as u64;
+        let end_ms = words[words.len() - 1].end_ms as u64;
         self.last_final_end_ms = end_ms;
         self.last_committed_end_ms = words[words.len() - 1].end_ms;
-        self.committed_in_window.extend(words);
+        self.committed_in_window.extend(words.iter().cloned());
         let now = Instant::now();
         if let Some(arr) = self.arrival_of(end_ms * SPM) {
             let lat = now.saturating_duration_since(arr);
@@ -35,6 +56,7 @@ impl StreamingTranscriber {
             text,
             start_ms,
             end_ms,
+            words,
         });
     }
 
@@ -103,5 +125,33 @@ impl StreamingTranscriber {
         while self.arrivals.len() > 100_000 {
             self.arrivals.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(a: i64, b: i64) -> Word {
+        Word {
+            text: "w".into(),
+            start_ms: a,
+            end_ms: b,
+            prob: 1.0,
+        }
+    }
+
+    #[test]
+    fn words_are_fitted_after_the_last_final_and_inside_the_audio() {
+        // A lone word whose decode put it before the previous final's end.
+        let f = fit_words(vec![w(7390, 7400)], 7500, 9000);
+        assert_eq!((f[0].start_ms, f[0].end_ms), (7500, 7500 + MIN_WORD_MS));
+        // Out of order, past the audio.
+        let f = fit_words(vec![w(100, 300), w(200, 250), w(900, 1200)], 0, 1000);
+        let spans: Vec<_> = f.iter().map(|w| (w.start_ms, w.end_ms)).collect();
+        assert_eq!(
+            spans,
+            vec![(100, 300), (300, 300 + MIN_WORD_MS), (900, 1000)]
+        );
     }
 }

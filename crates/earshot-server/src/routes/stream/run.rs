@@ -207,6 +207,7 @@ async fn replay_finals(
                     text: s.text,
                     start_ms: s.start_ms.unwrap_or(0),
                     end_ms: s.end_ms.unwrap_or(0),
+                    words: s.words,
                 });
             }
         }
@@ -319,8 +320,10 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
                 text,
                 start_ms,
                 end_ms,
+                words,
             } => {
-                let Some(segment) = segment_from_asr(&text, start_ms as i64, end_ms as i64) else {
+                let Some(segment) = segment_from_asr(&text, start_ms as i64, end_ms as i64, &words)
+                else {
                     continue;
                 };
                 let seq = persist(ctx, &segment).await?;
@@ -329,6 +332,7 @@ async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Re
                     text: segment.text,
                     start_ms: start_ms as i64,
                     end_ms: end_ms as i64,
+                    words: segment.words,
                 });
             }
         }
