@@ -165,7 +165,7 @@ pub fn quantize<R: Read, W: Write>(
         let quantize = t.ne.len() == 2
             && t.name.ends_with(b".weight")
             && t.ttype == TYPE_F16
-            && t.ne[0] as usize % QK == 0;
+            && (t.ne[0] as usize).is_multiple_of(QK);
         let ttype = if quantize { ttype_q } else { t.ttype };
         for v in [t.ne.len() as i32, t.name.len() as i32, ttype] {
             out.put(&v.to_le_bytes())?;
