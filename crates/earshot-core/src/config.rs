@@ -1,5 +1,5 @@
 //! Configuration values shared by the binary, the server and the stores, with the
-//! defaults of api.md §1.
+//! defaults of the service.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| format!("invalid duration {raw:?}: {e}"))
 }
 
-/// Store-level settings (api.md §1 and §2).
+/// Store-level settings.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// TTL of every per-session key, refreshed on write (`EARSHOT_SESSION_TTL`).

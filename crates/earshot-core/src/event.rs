@@ -1,4 +1,4 @@
-//! The events published on `transcription_events` (api.md §5), their stream fields
+//! The events published on `transcription_events`, their stream fields
 //! (flat strings, as the original wrote them) and their JSON form (SSE, sinks).
 
 use serde_json::{Map, Value};

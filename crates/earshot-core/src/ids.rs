@@ -19,7 +19,7 @@ pub enum IdError {
 pub struct SessionId(String);
 
 impl SessionId {
-    /// Validates `raw` against the api.md pattern.
+    /// Validates `raw` against the session id pattern.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         if raw.is_empty() || raw.len() > 64 {
             return Err(IdError::Length);

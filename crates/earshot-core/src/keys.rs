@@ -1,4 +1,4 @@
-//! The one place that names Redis keys (api.md §2). Exactly the original service's names
+//! The one place that names Redis keys. Exactly the original service's names
 //! on standalone Redis and the embedded store. On Redis Cluster a session belongs to one
 //! of N event partitions (`crc32(session_id) mod N`), and every key of the session and
 //! its partition's event stream start with the hash tag `{p<n>}:`, so they share one

@@ -23,7 +23,7 @@ impl SessionStatus {
     }
 }
 
-/// The session object of api.md §3.
+/// The session object of the HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub session_id: String,

@@ -1,4 +1,4 @@
-//! The router: every route of api.md §3, authentication (see [`crate::auth`]), the
+//! The router: every route of the HTTP API, authentication (see [`crate::auth`]), the
 //! body limit and body deadline (see [`crate::conn`]), per-tenant limits (see [`crate::limits`]), the cross-site guard
 //! (see [`crate::origin`]), panic catching and metrics; the web app at `/` (see [`crate::web`]).
 

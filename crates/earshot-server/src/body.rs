@@ -1,4 +1,4 @@
-//! JSON request bodies with api.md's error statuses: 400 for malformed JSON, 422 for
+//! JSON request bodies with the API's error statuses: 400 for malformed JSON, 422 for
 //! valid JSON with wrong types or values, 413 above the body limit, 415 for a body that
 //! is not labelled `application/json`. axum's own `Json` rejections are plain text; this
 //! extractor answers in the JSON error shape.

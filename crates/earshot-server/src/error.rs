@@ -1,4 +1,4 @@
-//! The one error shape of api.md §3: `{"error":{"code","message"}}` with the right
+//! The API's one error shape: `{"error":{"code","message"}}` with the right
 //! status. Every handler returns `ApiError` on failure, so no path can answer with an
 //! HTML page, an empty 500 or a panic.
 

@@ -1,4 +1,4 @@
-//! earshot's HTTP, WebSocket and SSE API (api.md §3, §4, §7) on top of the `Store`.
+//! earshot's HTTP, WebSocket and SSE API on top of the `Store`.
 //!
 //! [`Server::start`] binds, spawns the background tasks (event fan-out, retention,
 //! store metrics) and serves (through [`conn::serve`], which bounds slow clients) until

@@ -1,4 +1,4 @@
-//! Prometheus metrics (api.md §7): the recorder behind `/metrics`, the HTTP layer's
+//! Prometheus metrics: the recorder behind `/metrics`, the HTTP layer's
 //! counters and histograms, and the poller that publishes store figures. Other crates
 //! record through the `metrics` facade; this module owns the exporter.
 

@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
 /// passes the hour, before the rest is decoded.
 pub const DEFAULT_MAX_UPLOAD_SECONDS: u64 = 3600;
 
-/// Server settings (api.md §1).
+/// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Largest JSON body accepted (413 above).

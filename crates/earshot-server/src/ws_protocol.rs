@@ -1,4 +1,4 @@
-//! The WebSocket audio protocol's messages (api.md §4), apart from the socket handling
+//! The WebSocket audio protocol's messages, apart from the socket handling
 //! so they can be tested and fuzzed on their own.
 
 use serde::{Deserialize, Serialize};

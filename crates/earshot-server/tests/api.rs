@@ -1,4 +1,4 @@
-//! The HTTP contract of api.md §3, exercised from outside over real sockets, against
+//! The HTTP contract, exercised from outside over real sockets, against
 //! the embedded store and a real redis-server alike.
 
 mod common;

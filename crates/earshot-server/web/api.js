@@ -46,7 +46,7 @@ export function authHeaders(extra = {}) {
   return h;
 }
 
-/** Reads an error response in api.md's shape `{"error":{"code","message"}}`. */
+/** Reads an error response in the API's error shape `{"error":{"code","message"}}`. */
 export async function errorFrom(resp) {
   let code = `http_${resp.status}`;
   let message = `the server answered ${resp.status} ${resp.statusText}`;

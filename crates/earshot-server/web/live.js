@@ -1,4 +1,4 @@
-// One live-captions session: microphone → WebSocket (api.md §4) → caption box. Survives
+// One live-captions session: microphone → WebSocket → caption box. Survives
 // a dropped connection: audio is kept while offline and sent after reconnecting with
 // `resume_after_seq`, so the server replays exactly the finals this page has not shown.
 

@@ -158,7 +158,7 @@ pub struct GroupInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockToken(pub String);
 
-/// Figures the metrics poller publishes (api.md §7).
+/// Figures the metrics poller publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreStats {
     pub used_memory_bytes: u64,

@@ -1,5 +1,5 @@
 //! The `Store` seam: the one interface through which sessions, segments, events, locks
-//! and the tenant index are written and read (api.md §2).
+//! and the tenant index are written and read.
 //!
 //! Two backends implement it and pass the same conformance suite (`tests/`):
 //! - [`RedisStore`] (module `redis_store`): one shared multiplexed, auto-reconnecting

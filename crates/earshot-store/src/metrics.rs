@@ -1,4 +1,4 @@
-//! Instrumentation shared by both backends (api.md §7): the duration of every store
+//! Instrumentation shared by both backends: the duration of every store
 //! call by trait method, and failed calls by error kind (each also logged).
 
 use std::future::Future;

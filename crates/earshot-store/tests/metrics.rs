@@ -1,4 +1,4 @@
-//! The store's metrics (api.md §7) as a Prometheus scrape would see them: call
+//! The store's metrics as a Prometheus scrape would see them: call
 //! durations by command on both backends, errors by kind, and the in-flight bound.
 
 mod support;

@@ -1,5 +1,4 @@
-//! What a worker is told at start-up (the `earshot worker` flags), with the defaults of
-//! api.md §6.
+//! What a worker is told at start-up (the `earshot worker` flags), with their defaults.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Downstream processors of `transcription_events` (api.md §6).
+//! Downstream processors of `transcription_events`.
 //!
 //! A [`Worker`] is one consumer in a consumer group: it reads with `XREADGROUP`, hands
 //! each event to a [`sink::Sink`] (stdout, a JSONL file, a signed webhook), and

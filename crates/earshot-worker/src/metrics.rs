@@ -1,4 +1,4 @@
-//! The worker's metric names (api.md §7) in one place, published through the `metrics`
+//! The worker's metric names in one place, published through the `metrics`
 //! facade so the binary chooses the exporter.
 
 /// Gauge: entries not yet delivered to the group (`XINFO GROUPS` lag).

@@ -1,4 +1,4 @@
-//! The `earshot` command line: `serve`, `worker`, `transcribe`, `model` (api.md §1).
+//! The `earshot` command line: `serve`, `worker`, `transcribe`, `model`.
 //! Only wiring lives here: flags and environment → library calls. Every flag also
 //! reads an environment variable.
 

@@ -1,4 +1,4 @@
-//! `GET /` and its assets: the live-captions web app (api.md §8), compiled into the
+//! `GET /` and its assets: the live-captions web app, compiled into the
 //! binary so a user needs nothing but `earshot serve` and a browser. The app is plain ES
 //! modules and one stylesheet under `crates/earshot-server/web/`; it talks only to the
 //! public API, same origin, so it needs no server code beyond serving these files.

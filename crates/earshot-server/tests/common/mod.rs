@@ -249,7 +249,7 @@ impl Drop for TestApp {
     }
 }
 
-/// Asserts the api.md error shape and status, and returns the error code.
+/// Asserts the API's error shape and status, and returns the error code.
 pub async fn expect_error(resp: Response, status: u16) -> String {
     assert_eq!(resp.status().as_u16(), status, "status of {}", resp.url());
     let retry = resp.headers().get("retry-after").is_some();
@@ -326,7 +326,7 @@ pub fn raw_status(resp: &str) -> u16 {
         .unwrap_or_else(|| panic!("not an HTTP response: {resp:?}"))
 }
 
-/// The `error.code` of a raw response in the api.md error shape.
+/// The `error.code` of a raw response in the API's error shape.
 pub fn raw_error_code(resp: &str) -> String {
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
     let v: Value = serde_json::from_str(body.trim())

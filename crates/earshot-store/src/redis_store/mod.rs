@@ -1,5 +1,5 @@
 //! `RedisStore`: the `Store` on standalone Redis (or TLS via `rediss://`), with exactly
-//! the key names and event fields of api.md §2 and §5, or on Redis Cluster
+//! the key names and event fields of the original service, or on Redis Cluster
 //! (`redis+cluster://`), where the same scripts run on partition-tagged keys.
 //!
 //! Every multi-part write is one atomic server-side script (`scripts`), every call is

@@ -1,5 +1,5 @@
 //! The server-side Lua scripts: each is one atomic round trip for a write whose parts
-//! belong together (api.md §2), especially where a value computed inside the write (the
+//! belong together, especially where a value computed inside the write (the
 //! next `seq`, the full transcript) must appear in the published event. Run with
 //! `EVALSHA`, falling back to `EVAL` when the server does not have them cached yet.
 //!

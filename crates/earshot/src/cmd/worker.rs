@@ -1,5 +1,5 @@
 //! `earshot worker`: one consumer of `transcription_events` in a consumer group,
-//! delivering to a sink (api.md §6). Needs Redis: the embedded store is process-local,
+//! delivering to a sink. Needs Redis: the embedded store is process-local,
 //! so with it sinks run inside `earshot serve --sink …` instead.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The web app at `/`, in a real headless Chromium with a fake microphone playing speech,
-//! driven only through the page's `data-testid` hooks (api.md §8) and checked on what a
+//! driven only through the page's `data-testid` hooks and checked on what a
 //! person sees: live captions, history, downloads, upload, events, keys, and a live
 //! stream that survives a server restart. Screenshots of each stage go to
 //! `/tmp/webapp-shots/` (or `$EARSHOT_SHOTS_DIR`).
