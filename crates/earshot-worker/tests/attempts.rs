@@ -44,8 +44,10 @@ async fn poison_that_hangs_every_worker_is_dead_lettered_across_restarts(b: Back
     loop {
         let mut sink = TestSink::ok("w", &record);
         sink.hang_on = Some(poison);
-        let w = spawn(c.clone(), &env.store, sink);
+        // Read before the worker starts: on a multi-threaded runtime it may reach the
+        // poison before the next line runs, and a count read after that would wait forever.
         let hangs_before = record.blocked.load(Ordering::SeqCst);
+        let w = spawn(c.clone(), &env.store, sink);
         wait_until("the worker hangs on the poison or dead-letters it", || {
             record.blocked.load(Ordering::SeqCst) > hangs_before
                 || w.stats.snapshot().dead_lettered == 1
