@@ -1,54 +1,25 @@
 //! The policy of one stream over 16 kHz samples: VAD events, the window, commit decodes at
 //! points fixed by the audio, optional partial decodes in the background.
 
+mod commits;
 mod output;
+mod partials;
 mod window;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
-
-use super::agreement::strip_committed;
 use super::config::{StreamConfig, StreamEvent, StreamStats};
 use crate::audio::TARGET_RATE;
-use crate::engine::{DecodeOptions, DetectedLanguage, EngineError, Transcript, AUTO_LANGUAGE};
-use crate::scheduler::{Priority, Scheduler};
-use crate::text::collapse_repeats;
+use crate::engine::{DecodeOptions, DetectedLanguage, EngineError};
+use crate::scheduler::Scheduler;
 use crate::vad::{Vad, VadEvent, FRAME_SAMPLES};
 use crate::Word;
 
+use commits::RETRY_CTX;
+use partials::Pending;
+
 const SPM: u64 = TARGET_RATE as u64 / 1000; // samples per ms
-
-/// Context of the redo of a commit decode that looped: larger than the stream's, but half
-/// the cost of whisper's full 30 s, which would not fit a decode's time budget.
-const RETRY_CTX: crate::engine::AudioCtx = crate::engine::AudioCtx::Adaptive {
-    margin_ms: 5_000,
-    floor_ms: 15_000,
-};
-
-type PartialResult = Result<Option<Transcript>, EngineError>;
-
-/// A partial decode in flight.
-struct Pending {
-    /// `generation` when it started: a commit since then makes its words stale.
-    generation: u64,
-    handle: JoinHandle<PartialResult>,
-    /// Stops the decode inside whisper (see [`Pending::drop_stale`]).
-    cancel: Arc<AtomicBool>,
-}
-
-impl Pending {
-    /// Give the partial up: a commit made it stale, or the stream ended. Aborting the task
-    /// alone would leave whisper running to the end in its slot, delaying the very commit
-    /// that made it stale.
-    fn drop_stale(self) {
-        self.cancel.store(true, Ordering::Relaxed);
-        self.handle.abort();
-    }
-}
 
 /// One live stream's transcription state. Push 16 kHz mono samples; decoding goes through the
 /// shared [`Scheduler`].
@@ -273,78 +244,6 @@ impl StreamingTranscriber {
         Ok(events)
     }
 
-    /// Start a partial decode in the background if speech is active, none is in flight, and
-    /// enough audio came since the last decode. Call it when the stream has caught up with
-    /// its audio; the result comes from [`partial_ready`](Self::partial_ready).
-    pub fn start_partial_if_due(&mut self) -> bool {
-        if !self.cfg.partials || !self.in_utterance || self.pending.is_some() {
-            return false;
-        }
-        let interval = if self.first_partial_pending.is_some() {
-            self.cfg.first_decode_ms.min(self.cfg.decode_interval_ms)
-        } else {
-            self.cfg.decode_interval_ms
-        };
-        let since = self.total - self.last_partial_at.max(self.last_commit_at);
-        if since < interval * SPM || self.buf.is_empty() {
-            return false;
-        }
-        // The language is detected by the first commit decode, whose audio is fixed by the
-        // stream (a partial's depends on timing): until then there are no partials, so the
-        // same audio always gets the same language.
-        if self.language.as_deref() == Some(AUTO_LANGUAGE) {
-            return false;
-        }
-        self.last_partial_at = self.total;
-        let cancel = Arc::new(AtomicBool::new(false));
-        let opts = DecodeOptions {
-            cancel: Some(cancel.clone()),
-            ..self.decode_options(Some(self.cfg.audio_ctx), true)
-        };
-        let (sched, samples) = (self.sched.clone(), self.buf.clone());
-        let wait = Duration::from_millis(self.cfg.partial_max_wait_ms);
-        let handle = tokio::spawn(async move { sched.decode_partial(samples, opts, wait).await });
-        self.pending = Some(Pending {
-            generation: self.generation,
-            handle,
-            cancel,
-        });
-        true
-    }
-
-    /// Wait for the partial decode in flight (forever if there is none) and return the
-    /// partial it gives. Cancel-safe: dropped early, the decode stays in flight.
-    pub async fn partial_ready(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
-        let Some(p) = self.pending.as_mut() else {
-            return std::future::pending().await;
-        };
-        let joined = (&mut p.handle).await;
-        let generation = p.generation;
-        self.pending = None;
-        let result = match joined.map_err(|e| EngineError::Task(e.to_string()))? {
-            Ok(r) => r,
-            // A partial is optional: a failed one is skipped, the stream goes on.
-            Err(e) => {
-                tracing::debug!(error = %e, "partial decode failed; skipped");
-                None
-            }
-        };
-        let mut events = Vec::new();
-        match result {
-            Some(t) if generation == self.generation && self.in_utterance => {
-                self.stats.partial_decodes += 1;
-                self.stats.ctx_frames += t.audio_ctx as u64;
-                let new = self.uncommitted_words(t);
-                if self.plausible(&new) {
-                    self.hypothesis = new;
-                    self.emit_partial(&mut events);
-                }
-            }
-            _ => self.stats.partials_dropped += 1,
-        }
-        Ok(events)
-    }
-
     /// Finalize everything heard so far (the `flush` message); the stream stays open.
     pub async fn flush(&mut self) -> Result<Vec<StreamEvent>, EngineError> {
         let mut events = Vec::new();
@@ -403,136 +302,5 @@ impl StreamingTranscriber {
             time_budget: Some(Duration::from_millis(self.cfg.decode_budget_ms)),
             cancel: None,
         }
-    }
-
-    /// A commit decode of the window; `last` (an utterance's final decode) uses the
-    /// final context policy. A partial in flight is stale after it and is dropped.
-    async fn commit_decode(&mut self, last: bool) -> Result<Vec<Word>, EngineError> {
-        let ctx = if last {
-            self.cfg.final_audio_ctx
-        } else {
-            Some(self.cfg.audio_ctx)
-        };
-        let opts = self.decode_options(ctx, false);
-        self.last_commit_at = self.total;
-        self.generation += 1;
-        if let Some(p) = self.pending.take() {
-            p.drop_stale();
-            self.stats.partials_dropped += 1;
-        }
-        let t = self
-            .sched
-            .decode(Priority::Commit, self.buf.clone(), opts)
-            .await?;
-        self.stats.commit_decodes += 1;
-        self.stats.ctx_frames += t.audio_ctx as u64;
-        Ok(self.uncommitted_words(t))
-    }
-
-    fn uncommitted_words(&mut self, t: Transcript) -> Vec<Word> {
-        if let Some(d) = t.detected_language {
-            // The first detection is kept for the rest of the stream.
-            if self.language.as_deref() == Some(AUTO_LANGUAGE) {
-                self.language = Some(d.code.clone());
-                self.detected = Some(d);
-            }
-        }
-        let mut words: Vec<Word> = t.segments.into_iter().flat_map(|s| s.words).collect();
-        collapse_repeats(&mut words);
-        let mut new = strip_committed(&self.committed_in_window, self.last_committed_end_ms, words);
-        let from = ((self.buf_start / SPM) as i64).max(self.last_committed_end_ms);
-        if super::timing::respread_if_collapsed(&mut new, from, (self.total / SPM) as i64) {
-            metrics::counter!("earshot_asr_collapsed_word_times_total").increment(1);
-        }
-        new
-    }
-
-    /// The window is full in the middle of speech: words followed by at least
-    /// `stable_margin_ms` of decoded audio become final, the window is cut after them, and
-    /// the rest waits for the next commit.
-    async fn commit_at_cap(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
-        let new = match self.commit_decode(false).await {
-            Ok(new) => new,
-            // The window is still cut (its oldest words committed as the last decode saw
-            // them), so the next decode is no dearer than this one.
-            Err(EngineError::OverBudget) => {
-                self.enforce_window_cap(events);
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        if !self.plausible(&new) {
-            // An echo of the prompt or of committed text: this decode tells us nothing. The
-            // window is still cut, as when over budget: left at its cap, it would be
-            // decoded again on every frame (each decode seeing the same echo) while the
-            // stream falls further behind with every one.
-            metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
-            self.enforce_window_cap(events);
-            return Ok(());
-        }
-        let stable_end = (self.total / SPM).saturating_sub(self.cfg.stable_margin_ms) as i64;
-        let n = new.iter().take_while(|w| w.end_ms <= stable_end).count();
-        let commit: Vec<Word> = new[..n].to_vec();
-        self.tail = new[n..].to_vec();
-        self.hypothesis = self.tail.clone();
-        let window_from = self.buf_start / SPM;
-        self.commit(commit, events);
-        self.emit_partial(events);
-        self.enforce_window_cap(events);
-        tracing::debug!(
-            window_from,
-            window_to = self.total / SPM,
-            stable_end,
-            committed = %crate::text::join_words(&new[..n]),
-            tail = %crate::text::join_words(&self.tail),
-            first_word_ms = new.first().map(|w| w.start_ms),
-            cut_to = self.buf_start / SPM,
-            "commit at cap"
-        );
-        Ok(())
-    }
-
-    /// Decode the window one last time and commit everything in it.
-    async fn commit_all(&mut self, events: &mut Vec<StreamEvent>) -> Result<(), EngineError> {
-        let has_something = self.in_utterance || !self.tail.is_empty();
-        if has_something && !self.buf.is_empty() {
-            let commit = match self.commit_decode(true).await {
-                Ok(new) if !self.plausible(&new) => {
-                    metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
-                    std::mem::take(&mut self.tail)
-                }
-                // The last decode saw nothing new: keep what the previous commit decode saw.
-                Ok(new) if new.is_empty() => std::mem::take(&mut self.tail),
-                Ok(new) => new,
-                Err(e) => {
-                    tracing::warn!(error = %e, "final decode failed; committing what the last decode saw");
-                    std::mem::take(&mut self.tail)
-                }
-            };
-            self.commit(commit, events);
-        } else {
-            let t = std::mem::take(&mut self.tail);
-            self.commit(t, events);
-        }
-        self.tail.clear();
-        self.hypothesis.clear();
-        self.emit_partial(events);
-        self.last_commit_at = self.total;
-        Ok(())
-    }
-
-    /// Whether `new` (a decode's words after the committed ones) could have been said in the
-    /// uncommitted audio: at most 2 + 5 words per second (300 words a minute is fast
-    /// speech). tiny.en with a short context sometimes re-reads its prompt or the committed
-    /// words of the window; committing that would duplicate text already final.
-    fn plausible(&self, new: &[Word]) -> bool {
-        let window_end_ms = self.total / SPM;
-        let uncommitted_from = if self.last_committed_end_ms >= 0 {
-            (self.last_committed_end_ms as u64).max(self.buf_start / SPM)
-        } else {
-            self.buf_start / SPM
-        };
-        let secs = window_end_ms.saturating_sub(uncommitted_from) as f64 / 1000.0;
-        (new.len() as f64) <= 2.0 + 5.0 * secs
     }
 }
