@@ -6,7 +6,6 @@ mod support;
 
 use std::time::Duration;
 
-use earshot_store::*;
 use support::*;
 
 conformance!(

@@ -173,7 +173,6 @@ impl ServeArgs {
             max_session_bytes: self.max_session_bytes.max(1),
             lock_ttl: self.stream_lock_ttl.max(Duration::from_secs(1)),
             redis_tls: self.redis_tls.config(),
-            ..StoreConfig::default()
         }
     }
 
