@@ -23,6 +23,8 @@ if [ "$mode" = test ]; then
   # positions (word timing) are made at test time: espeak-ng speaks, sox joins and resamples.
   command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
   command -v sox >/dev/null 2>&1 || need+=(sox)
+  # The TLS tests make a throwaway CA and certificates with the openssl CLI.
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -1,6 +1,7 @@
 //! Configuration values shared by the binary, the server and the stores, with the
 //! defaults of the service.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Parses a human duration (`5s`, `10m`, `24h`, `1500ms`) or bare seconds (`86400`).
@@ -38,6 +39,22 @@ pub struct StoreConfig {
     /// Most transcript text one session holds, bytes (`EARSHOT_MAX_SESSION_BYTES`);
     /// an append that would pass it is refused with `session_full`.
     pub max_session_bytes: u64,
+    /// Certificates for `rediss://` and `rediss+cluster://`.
+    pub redis_tls: RedisTls,
+}
+
+/// PEM files for TLS to Redis. With none set, server certificates are checked against
+/// the Mozilla roots built into the binary (not the system's store).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// The CA certificate(s) that sign the Redis servers' certificates, trusted instead
+    /// of the built-in roots (`EARSHOT_REDIS_CA_FILE`): for a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate, for servers that require one (`tls-auth-clients yes`)
+    /// (`EARSHOT_REDIS_CLIENT_CERT`); needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (`EARSHOT_REDIS_CLIENT_KEY`).
+    pub client_key: Option<PathBuf>,
 }
 
 /// Default of [`StoreConfig::max_session_segments`]: a day of live speech cut into
@@ -60,6 +77,7 @@ impl Default for StoreConfig {
             redis_wait: 0,
             max_session_segments: DEFAULT_MAX_SESSION_SEGMENTS,
             max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
+            redis_tls: RedisTls::default(),
         }
     }
 }

@@ -142,6 +142,14 @@ impl Keys {
         format!("{}lock:session:{id}:{purpose}", self.prefix(id))
     }
 
+    /// `tenant:<t>:streams`: the tenant's live streams across every node, a sorted set of
+    /// slot tokens scored by when each expires (ms). One key per tenant, untagged even on
+    /// a cluster: a tenant's count must be one atomic place, whatever its sessions'
+    /// partitions.
+    pub fn tenant_streams(&self, tenant: &str) -> String {
+        format!("tenant:{tenant}:streams")
+    }
+
     /// `cache:session:<id>:transcript`: the assembled transcript JSON of a completed session.
     pub fn cached_transcript(&self, id: &str) -> String {
         format!("{}cache:session:{id}:transcript", self.prefix(id))

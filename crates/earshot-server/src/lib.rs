@@ -22,6 +22,7 @@ pub mod service;
 pub mod speech;
 pub mod speech_request;
 pub mod state;
+pub mod tenant_streams;
 pub mod tenants;
 pub mod validate;
 pub mod verbose_json;

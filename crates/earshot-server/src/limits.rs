@@ -7,8 +7,8 @@
 //!   deployment's throughput is bounded by the machine, not by policy, and the segment
 //!   benchmark drives ~30k req/s through one tenant;
 //! - concurrent live WebSocket audio streams per tenant: over `tenant_max_streams` the
-//!   upgrade request gets **429 `too_many_streams`** before upgrading. A [`StreamSlot`]
-//!   holds the count and gives it back when dropped, however the stream ends;
+//!   upgrade request gets **429 `too_many_streams`** before upgrading. Counted in the
+//!   store, so the limit holds across nodes (see [`crate::tenant_streams`]);
 //! - the size of a request head: hyper (behind [`crate::conn::serve`]) already refuses
 //!   heads over its read buffer ([`crate::conn::HEAD_BUFFER_BYTES`], 431), more than
 //!   100 headers (431) and URIs over 65 534 bytes (414), closing the
@@ -18,9 +18,8 @@
 //! Limits apply after authentication ([`crate::auth`]), so the tenant is known and
 //! unauthenticated requests can never spend a tenant's budget.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -28,13 +27,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use earshot_core::TenantId;
+use earshot_store::DynStore;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use parking_lot::Mutex;
 
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tenant_streams::{self, StreamSlot};
 
 /// Default of `tenant_max_streams`: live audio streams per tenant.
 pub const DEFAULT_TENANT_MAX_STREAMS: usize = 16;
@@ -74,7 +74,7 @@ impl Default for LimitsConfig {
 /// The live limiters, shared by every request through `AppState`.
 pub struct Limits {
     rate: Option<RequestRate>,
-    streams: StreamLimiter,
+    max_streams: usize,
 }
 
 impl Limits {
@@ -82,7 +82,7 @@ impl Limits {
     pub fn new(cfg: &LimitsConfig) -> Self {
         Self {
             rate: RequestRate::new(cfg.tenant_rps, cfg.tenant_burst),
-            streams: StreamLimiter::new(cfg.tenant_max_streams),
+            max_streams: cfg.tenant_max_streams,
         }
     }
 
@@ -99,14 +99,15 @@ impl Limits {
         }
     }
 
-    /// Takes one of `tenant`'s live stream slots, or refuses with 429.
-    pub fn acquire_stream(&self, tenant: &TenantId) -> Result<StreamSlot, ApiError> {
-        self.streams.try_acquire(tenant)
-    }
-
-    /// The stream limiter, for inspection (tests, metrics).
-    pub fn streams(&self) -> &StreamLimiter {
-        &self.streams
+    /// Takes one of `tenant`'s live stream slots in `store` (every node counts in the
+    /// same place), held for `ttl` unless renewed, or refuses with 429.
+    pub async fn acquire_stream(
+        &self,
+        store: &DynStore,
+        tenant: &TenantId,
+        ttl: Duration,
+    ) -> Result<StreamSlot, ApiError> {
+        tenant_streams::acquire(store, tenant, self.max_streams, ttl).await
     }
 }
 
@@ -144,78 +145,6 @@ impl RequestRate {
                 )
             }
         })
-    }
-}
-
-type Counts = Arc<Mutex<HashMap<TenantId, usize>>>;
-
-/// Counts live audio streams per tenant.
-pub struct StreamLimiter {
-    max: usize,
-    counts: Counts,
-}
-
-impl StreamLimiter {
-    /// At most `max` streams per tenant; 0 = unlimited (still counted).
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            counts: Arc::default(),
-        }
-    }
-
-    /// Takes a slot for `tenant`, released when the returned guard drops.
-    pub fn try_acquire(&self, tenant: &TenantId) -> Result<StreamSlot, ApiError> {
-        let mut counts = self.counts.lock();
-        let n = counts.entry(tenant.clone()).or_insert(0);
-        if self.max > 0 && *n >= self.max {
-            drop(counts);
-            metrics::counter!("earshot_tenant_limited_total", "limit" => "streams").increment(1);
-            return Err(ApiError {
-                // A stream lasts as long as its audio; a few seconds is a fair first retry.
-                retry_after: Some(5),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_streams",
-                    format!(
-                        "this tenant already has {} live audio streams, the most allowed; \
-                         close one or retry later",
-                        self.max
-                    ),
-                )
-            });
-        }
-        *n += 1;
-        Ok(StreamSlot {
-            counts: self.counts.clone(),
-            tenant: tenant.clone(),
-        })
-    }
-
-    /// Live streams of `tenant` right now.
-    pub fn live(&self, tenant: &TenantId) -> usize {
-        self.counts.lock().get(tenant).copied().unwrap_or(0)
-    }
-}
-
-/// One live stream of a tenant; dropping it gives the slot back. Moved into the
-/// connection task, so a stream that ends in any way (finalize, close, error, panic,
-/// shutdown, or an upgrade that never completes) releases it.
-#[must_use = "the slot is released as soon as the guard is dropped"]
-pub struct StreamSlot {
-    counts: Counts,
-    tenant: TenantId,
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock();
-        if let Some(n) = counts.get_mut(&self.tenant) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.tenant);
-            }
-        }
     }
 }
 
@@ -323,60 +252,6 @@ mod tests {
         rate.check(&tenant("a")).expect("first");
         let e = rate.check(&tenant("a")).expect_err("second");
         assert_eq!(e.retry_after, Some(1));
-    }
-
-    #[test]
-    fn stream_slots_are_counted_and_released() {
-        let streams = StreamLimiter::new(2);
-        let (a, b) = (tenant("a"), tenant("b"));
-        let s1 = streams.try_acquire(&a).expect("1st");
-        let s2 = streams.try_acquire(&a).expect("2nd");
-        let e = streams.try_acquire(&a).err().expect("3rd refused");
-        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(e.code, "too_many_streams");
-        assert!(e.retry_after.is_some());
-        let other = streams.try_acquire(&b).expect("other tenant unaffected");
-        assert_eq!(streams.live(&a), 2);
-        drop(s1);
-        assert_eq!(streams.live(&a), 1);
-        let s3 = streams.try_acquire(&a).expect("a slot came back");
-        drop((s2, s3, other));
-        assert_eq!(streams.live(&a), 0);
-        assert_eq!(streams.live(&b), 0);
-        assert!(streams.counts.lock().is_empty(), "no entry left behind");
-    }
-
-    #[test]
-    fn a_slot_moved_into_a_task_is_released_when_the_task_ends() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let streams = StreamLimiter::new(1);
-        let a = tenant("a");
-        let slot = streams.try_acquire(&a).expect("1st");
-        rt.block_on(async move {
-            let task = tokio::spawn(async move {
-                let _slot = slot;
-                panic!("a stream task that dies");
-            });
-            assert!(task.await.is_err());
-        });
-        assert_eq!(streams.live(&a), 0);
-        let _again = streams
-            .try_acquire(&a)
-            .expect("released by the unwinding task");
-    }
-
-    #[test]
-    fn unlimited_streams_are_still_counted() {
-        let streams = StreamLimiter::new(0);
-        let a = tenant("a");
-        let slots: Vec<_> = (0..100)
-            .map(|_| streams.try_acquire(&a).expect("unlimited"))
-            .collect();
-        assert_eq!(streams.live(&a), 100);
-        drop(slots);
-        assert_eq!(streams.live(&a), 0);
     }
 
     #[test]

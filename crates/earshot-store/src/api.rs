@@ -397,6 +397,39 @@ pub trait Store: Send + Sync + 'static {
     async fn unlock(&self, session_id: &str, purpose: &str, token: &LockToken)
         -> StoreResult<bool>;
 
+    /// How long a lock still lives (`PTTL`); `None` when nobody holds it.
+    async fn lock_remaining(
+        &self,
+        session_id: &str,
+        purpose: &str,
+    ) -> StoreResult<Option<Duration>>;
+
+    // ---- tenant stream slots --------------------------------------------------
+
+    /// Takes one of `tenant`'s live-stream slots (`tenant:<t>:streams`) for `ttl`, when
+    /// fewer than `max` unexpired ones are held (`max` 0: no limit, still counted).
+    /// `None`: all taken. Slots of a node that died expire after `ttl`.
+    async fn acquire_stream_slot(
+        &self,
+        tenant: &str,
+        max: u64,
+        ttl: Duration,
+    ) -> StoreResult<Option<LockToken>>;
+
+    /// Keeps a held slot for another `ttl`; false if it had expired (it is not retaken).
+    async fn extend_stream_slot(
+        &self,
+        tenant: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> StoreResult<bool>;
+
+    /// Gives a slot back; false if it was no longer held.
+    async fn release_stream_slot(&self, tenant: &str, token: &LockToken) -> StoreResult<bool>;
+
+    /// Unexpired slots `tenant` holds now, on every node.
+    async fn stream_slots_held(&self, tenant: &str) -> StoreResult<u64>;
+
     // ---- operations -----------------------------------------------------------
 
     /// Memory, evictions and event-stream length for the metrics poller.

@@ -12,7 +12,9 @@ mod redis_cluster;
 mod redis_server;
 pub mod speech;
 pub mod spoken;
+mod tls;
 pub mod tts;
 
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{free_port, RedisServer, RedisServerBuilder};
+pub use tls::TestCa;

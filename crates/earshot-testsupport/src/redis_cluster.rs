@@ -30,13 +30,21 @@ impl RedisCluster {
     /// Starts 3 primaries and 3 replicas and waits until every node reports
     /// `cluster_state:ok` and sees its replicas; panics with the reason if it cannot.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
-    fn start_with(die_with_parent: bool) -> Self {
+    /// Like [`RedisCluster::start`], with every node also serving TLS (certificates
+    /// signed by `ca`) and the cluster bus and replication over TLS; clients connect
+    /// through [`RedisCluster::tls_url`]. The plain ports stay open for the test's own
+    /// checks.
+    pub fn start_tls(ca: &crate::TestCa) -> Self {
+        Self::start_with(false, Some(ca))
+    }
+
+    fn start_with(die_with_parent: bool, tls: Option<&crate::TestCa>) -> Self {
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
-            match Self::try_start(die_with_parent) {
+            match Self::try_start(die_with_parent, tls) {
                 Ok(c) => return c,
                 Err(e) => last = e,
             }
@@ -52,7 +60,7 @@ impl RedisCluster {
         SHARED.get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
-                let _ = tx.send(std::panic::catch_unwind(|| Self::start_with(true)));
+                let _ = tx.send(std::panic::catch_unwind(|| Self::start_with(true, None)));
                 loop {
                     std::thread::park();
                 }
@@ -70,13 +78,25 @@ impl RedisCluster {
         })
     }
 
-    fn try_start(die_with_parent: bool) -> Result<Self, String> {
+    fn try_start(die_with_parent: bool, tls: Option<&crate::TestCa>) -> Result<Self, String> {
         let ports = free_cluster_ports(PRIMARIES * 2)?;
         let mut nodes = Vec::with_capacity(ports.len());
         for &port in &ports {
             let mut builder = RedisServer::builder();
             if die_with_parent {
                 builder = builder.die_with_parent();
+            }
+            if let Some(ca) = tls {
+                // The bus port is the plain port's +10000 (which is known free), not the
+                // TLS port's.
+                builder = builder
+                    .tls(ca)
+                    .arg("--tls-cluster")
+                    .arg("yes")
+                    .arg("--tls-replication")
+                    .arg("yes")
+                    .arg("--cluster-port")
+                    .arg((port + 10000).to_string());
             }
             nodes.push(
                 builder
@@ -120,6 +140,17 @@ impl RedisCluster {
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
         format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// `rediss+cluster://127.0.0.1:t1,...` over every node's TLS port; panics unless
+    /// started with [`RedisCluster::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.tls_port()))
+            .collect();
+        format!("rediss+cluster://{}", seeds.join(","))
     }
 
     /// The nodes, in creation order (the first 3 started as primaries).

@@ -21,6 +21,8 @@ pub struct RedisServerBuilder {
     /// Linux: the server gets SIGKILL when the thread that started it exits, so a
     /// killed test binary leaves no server behind.
     die_with_parent: bool,
+    /// Serve TLS on a second port with these PEM files: (certificate, key, CA).
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl RedisServerBuilder {
@@ -34,6 +36,15 @@ impl RedisServerBuilder {
     /// Any other `redis-server` argument, e.g. `["--maxmemory", "10mb"]`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Also serve TLS, with a server certificate for `127.0.0.1` signed by `ca`, on a
+    /// port of its own ([`RedisServer::tls_url`]). The plain port stays open for the
+    /// test's own checks. Clients need no certificate unless `--tls-auth-clients yes`
+    /// is added with [`RedisServerBuilder::arg`].
+    pub fn tls(mut self, ca: &crate::TestCa) -> Self {
+        self.tls = Some((ca.server_cert(), ca.server_key(), ca.ca_cert()));
         self
     }
 
@@ -53,13 +64,15 @@ impl RedisServerBuilder {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match spawn(&binary, &self, dir.path(), port) {
+            let tls_port = self.tls.as_ref().map(|_| free_port());
+            match spawn(&binary, &self, dir.path(), port, tls_port) {
                 Ok(child) => {
                     return RedisServer {
                         binary,
                         options: self,
                         dir,
                         port,
+                        tls_port,
                         child: Some(child),
                         reservation: None,
                     }
@@ -79,6 +92,8 @@ pub struct RedisServer {
     options: RedisServerBuilder,
     dir: TempDir,
     port: u16,
+    /// The TLS port, when started with [`RedisServerBuilder::tls`].
+    tls_port: Option<u16>,
     child: Option<Child>,
     /// Held while the server is stopped so nobody else takes the port before `restart`.
     reservation: Option<TcpListener>,
@@ -93,12 +108,14 @@ impl RedisServer {
             .prefix("earshot-redis-")
             .tempdir()
             .map_err(|e| format!("cannot create a temp dir for redis-server: {e}"))?;
-        let child = spawn(&binary, &options, dir.path(), port)?;
+        let tls_port = options.tls.as_ref().map(|_| free_port());
+        let child = spawn(&binary, &options, dir.path(), port, tls_port)?;
         Ok(RedisServer {
             binary,
             options,
             dir,
             port,
+            tls_port,
             child: Some(child),
             reservation: None,
         })
@@ -122,6 +139,17 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`; panics unless started with TLS.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port())
+    }
+
+    /// The TLS port; panics unless started with TLS.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+            .expect("this redis-server was not started with TLS")
     }
 
     /// The TCP port, stable across `stop`/`restart`.
@@ -164,7 +192,13 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         self.reservation = None;
-        match spawn(&self.binary, &self.options, self.dir.path(), self.port) {
+        match spawn(
+            &self.binary,
+            &self.options,
+            self.dir.path(),
+            self.port,
+            self.tls_port,
+        ) {
             Ok(child) => self.child = Some(child),
             Err(e) => panic!("redis-server did not restart on port {}: {e}", self.port),
         }
@@ -177,6 +211,7 @@ fn spawn(
     options: &RedisServerBuilder,
     dir: &Path,
     port: u16,
+    tls_port: Option<u16>,
 ) -> Result<Child, String> {
     let mut cmd = Command::new(binary);
     cmd.arg("--port")
@@ -197,6 +232,17 @@ fn spawn(
         cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
     } else {
         cmd.args(["--appendonly", "no"]);
+    }
+    if let (Some((cert, key, ca)), Some(tls_port)) = (&options.tls, tls_port) {
+        cmd.arg("--tls-port")
+            .arg(tls_port.to_string())
+            .arg("--tls-cert-file")
+            .arg(cert)
+            .arg("--tls-key-file")
+            .arg(key)
+            .arg("--tls-ca-cert-file")
+            .arg(ca)
+            .args(["--tls-auth-clients", "no"]);
     }
     cmd.args(&options.extra_args);
     if options.die_with_parent {

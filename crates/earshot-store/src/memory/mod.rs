@@ -8,6 +8,7 @@
 //! `.await`; blocking reads wait on a `watch` channel bumped after every stream write.
 
 mod keyspace;
+mod slots;
 mod stream;
 
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ use stream::{Fields, Stream};
 struct State {
     keys: Keyspace,
     streams: HashMap<String, Stream>,
+    /// Live-stream slots per tenant.
+    slots: slots::Slots,
     /// Set when a stream got an entry during the current call, so blocked readers wake.
     published: bool,
 }
@@ -668,6 +671,54 @@ impl Store for MemoryStore {
                 Ok(true)
             }
             _ => Ok(false),
+        })
+    }
+
+    async fn lock_remaining(
+        &self,
+        session_id: &str,
+        purpose: &str,
+    ) -> StoreResult<Option<Duration>> {
+        let name = self.keys.lock(session_id, purpose);
+        self.run("lock_remaining", |st, now| {
+            Ok(st
+                .keys
+                .lock(&name)
+                .map(|l| l.expires.saturating_duration_since(now)))
+        })
+    }
+
+    async fn acquire_stream_slot(
+        &self,
+        tenant: &str,
+        max: u64,
+        ttl: Duration,
+    ) -> StoreResult<Option<LockToken>> {
+        self.run("acquire_stream_slot", |st, now| {
+            Ok(st.slots.acquire(tenant, max, ttl, now))
+        })
+    }
+
+    async fn extend_stream_slot(
+        &self,
+        tenant: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        self.run("extend_stream_slot", |st, now| {
+            Ok(st.slots.extend(tenant, token, ttl, now))
+        })
+    }
+
+    async fn release_stream_slot(&self, tenant: &str, token: &LockToken) -> StoreResult<bool> {
+        self.run("release_stream_slot", |st, _| {
+            Ok(st.slots.release(tenant, token))
+        })
+    }
+
+    async fn stream_slots_held(&self, tenant: &str) -> StoreResult<u64> {
+        self.run("stream_slots_held", |st, now| {
+            Ok(st.slots.held(tenant, now))
         })
     }
 

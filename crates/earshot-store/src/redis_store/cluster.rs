@@ -4,7 +4,7 @@
 
 use earshot_core::config::StoreConfig;
 use earshot_core::keys::{Keys, CONFIG_KEY, PARTITIONS_FIELD};
-use redis::{Script, Value};
+use redis::{Script, TlsCertificates, Value};
 
 use super::conn::{Connections, RedisLimits};
 use super::{reply, RedisStore};
@@ -24,11 +24,12 @@ return redis.call('HGET', KEYS[1], ARGV[1])
 /// Connects through the seed `nodes` and pins or checks `config.event_partitions`.
 pub(super) async fn connect(
     nodes: &[String],
+    certs: Option<TlsCertificates>,
     config: StoreConfig,
     limits: RedisLimits,
 ) -> StoreResult<RedisStore> {
     let wanted = config.event_partitions.max(1);
-    let conns = Connections::new_cluster(nodes, config.command_timeout, &limits).await?;
+    let conns = Connections::new_cluster(nodes, certs, config.command_timeout, &limits).await?;
     let stored = conns
         .run(|mut c| async move {
             PIN.key(CONFIG_KEY)

@@ -23,7 +23,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, RedisError, TlsCertificates};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::api::{StoreError, StoreResult};
@@ -92,9 +92,17 @@ impl Drop for InFlight<'_> {
 
 impl Connections {
     /// Sets up the lazy shared connection; fails only on a malformed URL.
-    pub fn new(url: &str, timeout: Duration, limits: &RedisLimits) -> StoreResult<Arc<Self>> {
-        let client = Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+    pub fn new(
+        url: &str,
+        certs: Option<TlsCertificates>,
+        timeout: Duration,
+        limits: &RedisLimits,
+    ) -> StoreResult<Arc<Self>> {
+        let client = match certs {
+            Some(certs) => Client::build_with_tls(url, certs),
+            None => Client::open(url),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -116,10 +124,11 @@ impl Connections {
     /// answers within the timeout.
     pub async fn new_cluster(
         nodes: &[String],
+        certs: Option<TlsCertificates>,
         timeout: Duration,
         limits: &RedisLimits,
     ) -> StoreResult<Arc<Self>> {
-        let client = cluster_client(nodes)?;
+        let client = cluster_client(nodes, certs)?;
         let shared =
             tokio::time::timeout(timeout * 2, cluster_connection(&client, timeout, timeout))
                 .await

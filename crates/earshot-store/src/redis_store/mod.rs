@@ -14,9 +14,11 @@ mod index;
 mod reply;
 mod scripts;
 mod sessions;
+mod slots;
 mod stats;
 mod streams;
 mod target;
+mod tls;
 mod transcripts;
 
 use std::sync::Arc;
@@ -66,10 +68,11 @@ impl RedisStore {
         config: StoreConfig,
         limits: RedisLimits,
     ) -> StoreResult<Self> {
+        let certs = tls::certificates(url, &config.redis_tls)?;
         if let Some(nodes) = target::cluster_nodes(url) {
-            return cluster::connect(&nodes?, config, limits).await;
+            return cluster::connect(&nodes?, certs, config, limits).await;
         }
-        let conns = Connections::new(url, config.command_timeout, &limits)?;
+        let conns = Connections::new(url, certs, config.command_timeout, &limits)?;
         let store = Self {
             conns,
             config,
@@ -434,6 +437,40 @@ impl Store for RedisStore {
             Ok(reply::int(r)? == 1)
         })
         .await
+    }
+
+    async fn lock_remaining(
+        &self,
+        session_id: &str,
+        purpose: &str,
+    ) -> StoreResult<Option<Duration>> {
+        self.lock_pttl(self.keys.lock(session_id, purpose)).await
+    }
+
+    async fn acquire_stream_slot(
+        &self,
+        tenant: &str,
+        max: u64,
+        ttl: Duration,
+    ) -> StoreResult<Option<LockToken>> {
+        self.slot_acquire(tenant, max, ttl).await
+    }
+
+    async fn extend_stream_slot(
+        &self,
+        tenant: &str,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        self.slot_extend(tenant, token, ttl).await
+    }
+
+    async fn release_stream_slot(&self, tenant: &str, token: &LockToken) -> StoreResult<bool> {
+        self.slot_release(tenant, token).await
+    }
+
+    async fn stream_slots_held(&self, tenant: &str) -> StoreResult<u64> {
+        self.slots_held(tenant).await
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {

@@ -12,7 +12,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value};
 
 use crate::api::{StoreError, StoreResult};
 
@@ -57,9 +57,17 @@ pub(super) fn cluster_nodes(url: &str) -> Option<StoreResult<Vec<String>>> {
     Some(Ok(nodes))
 }
 
-/// A cluster client for `nodes`; fails only on malformed node URLs.
-pub(super) fn cluster_client(nodes: &[String]) -> StoreResult<ClusterClient> {
-    ClusterClient::builder(nodes.iter().map(String::as_str))
+/// A cluster client for `nodes` (trusting `certs` over TLS); fails only on malformed
+/// node URLs.
+pub(super) fn cluster_client(
+    nodes: &[String],
+    certs: Option<TlsCertificates>,
+) -> StoreResult<ClusterClient> {
+    let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str));
+    if let Some(certs) = certs {
+        builder = builder.certs(certs);
+    }
+    builder
         .build()
         .map_err(|e| StoreError::Unavailable(format!("invalid Redis Cluster URL: {e}")))
 }

@@ -28,6 +28,8 @@ pub struct ServeArgs {
     /// Unset: the embedded in-memory store.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    #[command(flatten)]
+    pub redis_tls: super::redis_tls_args::RedisTlsArgs,
     /// `test` forces the embedded store.
     #[arg(long, env = "ENVIRONMENT")]
     pub environment: Option<String>,
@@ -53,6 +55,12 @@ pub struct ServeArgs {
     /// Replicas every acknowledged write waits for (WAIT); 0 = asynchronous replication.
     #[arg(long, env = "EARSHOT_REDIS_WAIT", default_value_t = 0)]
     pub redis_wait: u32,
+    /// How long a live stream's claims (its session's lock, its tenant's stream slot)
+    /// outlive a node that died without releasing them; a client reconnecting to
+    /// another node is refused (409 `stream_active`) until then. Renewed every third of
+    /// it while the stream runs; at least 1 s.
+    #[arg(long, env = "EARSHOT_STREAM_LOCK_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub stream_lock_ttl: Duration,
     /// TTL of cached completed transcripts (clamped to 1-60 min).
     #[arg(long, env = "EARSHOT_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
@@ -163,7 +171,8 @@ impl ServeArgs {
             redis_wait: self.redis_wait,
             max_session_segments: self.max_session_segments.max(1),
             max_session_bytes: self.max_session_bytes.max(1),
-            ..StoreConfig::default()
+            lock_ttl: self.stream_lock_ttl.max(Duration::from_secs(1)),
+            redis_tls: self.redis_tls.config(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct WorkerArgs {
     /// redis:// or rediss:// URL (required: see `serve --sink` for the embedded store).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    #[command(flatten)]
+    pub redis_tls: super::redis_tls_args::RedisTlsArgs,
     /// Event partitions on Redis Cluster; must match the deployment's (`earshot:config`).
     #[arg(long, env = "EARSHOT_EVENT_PARTITIONS", default_value_t = earshot_core::keys::DEFAULT_EVENT_PARTITIONS, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub event_partitions: u32,
@@ -56,6 +58,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let store_cfg = StoreConfig {
         command_timeout: args.redis_timeout,
         event_partitions: args.event_partitions,
+        redis_tls: args.redis_tls.config(),
         ..StoreConfig::default()
     };
     let store = store_select::open(&choice, store_cfg).await?;

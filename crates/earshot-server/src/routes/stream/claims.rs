@@ -6,7 +6,7 @@
 use earshot_asr::Permit;
 
 use super::lock::StreamLock;
-use crate::limits::StreamSlot;
+use crate::tenant_streams::StreamSlot;
 
 pub struct Claims {
     pub lock: StreamLock,
@@ -18,7 +18,6 @@ pub struct Claims {
 impl Claims {
     pub async fn release(self) {
         drop(self.permit);
-        drop(self.tenant_slot);
-        self.lock.release().await;
+        tokio::join!(self.tenant_slot.release(), self.lock.release());
     }
 }

@@ -37,14 +37,29 @@ impl Drop for Keeper {
 }
 
 impl StreamLock {
-    /// Take the lock, or 409 `stream_active` when another connection holds it.
+    /// Take the lock, or 409 `stream_active` when another connection holds it, with
+    /// `Retry-After` at the lock's remaining life: a client whose node died holding it
+    /// gets in on any node once it expires.
     pub async fn take(store: DynStore, session_id: &str, ttl: Duration) -> Result<Self, ApiError> {
-        let token = store.try_lock(session_id, PURPOSE, ttl).await?.ok_or_else(|| {
-            ApiError::conflict(
-                "stream_active",
-                "another connection is streaming into this session; close it or wait for its lock to expire",
-            )
-        })?;
+        let Some(token) = store.try_lock(session_id, PURPOSE, ttl).await? else {
+            // Unknown (gone meanwhile, or the store hiccuped): retry soon.
+            let left = store
+                .lock_remaining(session_id, PURPOSE)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            return Err(ApiError {
+                retry_after: Some(secs.max(1)),
+                ..ApiError::conflict(
+                    "stream_active",
+                    "another connection is streaming into this session; close it, or retry \
+                     after Retry-After seconds (a connection that vanished holds it until \
+                     its lock expires)",
+                )
+            });
+        };
         Ok(StreamLock {
             store,
             session_id: session_id.to_owned(),

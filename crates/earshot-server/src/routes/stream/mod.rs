@@ -62,8 +62,11 @@ pub async fn stream(
     let speech = state.speech.model(params.model.as_deref())?;
     let engine = speech.scheduler.engine().clone();
     let speech_opts = q.speech(engine.is_english_only(), engine.config().max_prompt_chars)?;
-    // Per-tenant live stream limit (429 before upgrading).
-    let tenant_slot = state.limits.acquire_stream(&tenant)?;
+    // Per-tenant live stream limit, counted across nodes (429 before upgrading).
+    let tenant_slot = state
+        .limits
+        .acquire_stream(&state.store, &tenant, state.config.store.lock_ttl)
+        .await?;
     let mut live = LiveStream::new(
         speech.scheduler.clone(),
         speech.stream.clone(),
