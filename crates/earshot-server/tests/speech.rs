@@ -226,6 +226,50 @@ async fn resume_replays_finals_after_the_given_seq() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnected_stream_continues_the_sessions_time_line() {
+    let Some(app) = speech_app(4, Duration::from_secs(30)).await else {
+        return;
+    };
+    // What an earlier connection (on this node or another) left: finals up to 61.5 s.
+    app.create(ACME, "later").await;
+    let r = app
+        .post(ACME, "/v1/sessions/later/segments")
+        .json(&json!({"text": "earlier words", "start_ms": 60_000, "end_ms": 61_500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let audio = with_silence(&clip_i16("goforward.wav"), 500);
+    let ws = connect(&app, "/v1/sessions/later/stream", ACME)
+        .await
+        .unwrap();
+    let seen = run_stream(
+        ws,
+        s16le(&audio),
+        32,
+        20,
+        1.0,
+        Some(r#"{"type":"finalize"}"#),
+    )
+    .await;
+    let finals = seen.of_type("final");
+    assert!(!finals.is_empty(), "{seen:?}");
+    for f in &finals {
+        let start = f["start_ms"].as_i64().unwrap();
+        assert!(
+            (61_500..61_500 + 8_000).contains(&start),
+            "a final of the new connection starts at {start} ms, before the session's last final ended or far past its own audio: {f}"
+        );
+        for w in f["words"].as_array().into_iter().flatten() {
+            assert!(w["start_ms"].as_i64().unwrap() >= 61_500, "{w}");
+        }
+    }
+    for e in seen.of_type("speech_started") {
+        assert!(e["at_ms"].as_u64().unwrap() >= 61_500, "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_locks_and_bad_requests() {
     let Some(app) = speech_app(1, Duration::from_secs(30)).await else {
         return;

@@ -115,6 +115,33 @@ pub enum StreamEvent {
     },
 }
 
+impl StreamEvent {
+    /// Moves the event's times `ms` later: a stream that continues a session counts from
+    /// where the session's audio got to, not from 0.
+    pub fn shift(&mut self, ms: u64) {
+        match self {
+            StreamEvent::SpeechStarted { at_ms } | StreamEvent::UtteranceEnd { at_ms } => {
+                *at_ms += ms
+            }
+            StreamEvent::Partial { start_ms, .. } => *start_ms += ms,
+            StreamEvent::LanguageDetected { .. } => {}
+            StreamEvent::Final {
+                start_ms,
+                end_ms,
+                words,
+                ..
+            } => {
+                *start_ms += ms;
+                *end_ms += ms;
+                for w in words {
+                    w.start_ms += ms as i64;
+                    w.end_ms += ms as i64;
+                }
+            }
+        }
+    }
+}
+
 /// Latency and work counters of one stream.
 #[derive(Debug, Clone, Default)]
 pub struct StreamStats {

@@ -30,6 +30,8 @@ pub enum LiveError {
 pub struct LiveStream {
     decoder: StreamDecoder,
     transcriber: StreamingTranscriber,
+    /// Where this stream's audio starts in its session (see [`LiveStream::continue_after`]).
+    origin_ms: u64,
 }
 
 impl LiveStream {
@@ -43,7 +45,15 @@ impl LiveStream {
         Ok(LiveStream {
             decoder: StreamDecoder::new(encoding, sample_rate)?,
             transcriber: StreamingTranscriber::new(sched, cfg),
+            origin_ms: 0,
         })
+    }
+
+    /// This stream continues a session whose audio so far ended at `ms` (a reconnect, on
+    /// this node or another): every time it reports counts from there, so a session's
+    /// times never go backwards across connections.
+    pub fn continue_after(&mut self, ms: u64) {
+        self.origin_ms = ms;
     }
 
     /// Change the endpointing silence and whether partials are decoded.
@@ -75,8 +85,14 @@ impl LiveStream {
         }
     }
 
-    /// Puts a language detected during the last call before the events it produced.
+    /// The events of the last call on the session's time line, after the language
+    /// detected during it (if any).
     fn with_detection(&mut self, mut events: Vec<StreamEvent>) -> Vec<StreamEvent> {
+        if self.origin_ms > 0 {
+            for e in &mut events {
+                e.shift(self.origin_ms);
+            }
+        }
         if let Some(d) = self.transcriber.take_detected_language() {
             events.insert(
                 0,

@@ -15,8 +15,10 @@ pub enum Material {
     Clips,
     Espeak,
     Mixed,
-    /// Held-out sentences and voices ([`crate::unseen`]): the figures to publish.
+    /// Held-out sentences and voices ([`crate::unseen::A`]).
     Unseen,
+    /// The second held-out pool ([`crate::unseen::B`]): the figures to publish.
+    UnseenB,
 }
 
 impl std::str::FromStr for Material {
@@ -27,8 +29,9 @@ impl std::str::FromStr for Material {
             "espeak" => Ok(Self::Espeak),
             "mixed" => Ok(Self::Mixed),
             "unseen" => Ok(Self::Unseen),
+            "unseen-b" => Ok(Self::UnseenB),
             _ => Err(format!(
-                "--material must be clips, espeak, mixed or unseen, not {s:?}"
+                "--material must be clips, espeak, mixed, unseen or unseen-b, not {s:?}"
             )),
         }
     }
@@ -127,7 +130,8 @@ pub fn load_pool(
             pool.extend(load_clips(audio_dir)?);
             pool.extend(synthesize(cache_dir)?);
         }
-        Material::Unseen => pool.extend(crate::unseen::synthesize(cache_dir)?),
+        Material::Unseen => pool.extend(crate::unseen::synthesize(&crate::unseen::A, cache_dir)?),
+        Material::UnseenB => pool.extend(crate::unseen::synthesize(&crate::unseen::B, cache_dir)?),
     }
     if pool.is_empty() {
         return Err("no utterances".into());

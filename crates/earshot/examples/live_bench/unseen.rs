@@ -6,6 +6,10 @@
 //! spoken by Festival voices (a statistical HTS voice and two diphone voices) as well as
 //! espeak-ng variants, at varied rates. Keep it out of any tuning loop: once a change is
 //! chosen because it does better here, this stops being held-out and needs replacing.
+//!
+//! Pool A ([`A`]) was looked at while the at-cap commit and the scheduler were changed, so
+//! it is no longer strictly held-out; pool B ([`B`]) replaced it for the figures after
+//! that, and is retired the same way the first time a change is tuned on it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +18,30 @@ use earshot_testsupport::spoken::normalize_spoken;
 
 use crate::material::{fnv, read_wav_16k, trim_silence, write_wav, Utterance};
 
+/// Sentences and the voices that read them, cycled.
+pub struct Pool {
+    name: &'static str,
+    sentences: &'static [&'static str],
+    voices: &'static [(&'static str, &'static str, f64)],
+}
+
+/// The first held-out pool.
+pub const A: Pool = Pool {
+    name: "unseen",
+    sentences: SENTENCES_A,
+    voices: VOICES_A,
+};
+
+/// The second held-out pool: other topics, more names and numbers, longer sentences, and
+/// other voices and rates.
+pub const B: Pool = Pool {
+    name: "unseen-b",
+    sentences: SENTENCES_B,
+    voices: VOICES_B,
+};
+
 /// Written to be read aloud as written (numbers spelled out), so the text is the reference.
-const SENTENCES: &[&str] = &[
+const SENTENCES_A: &[&str] = &[
     "When the old lighthouse keeper retired, the village held a supper in his honour and nobody could remember a winter without him.",
     "The committee decided that the bridge would be repaired in spring, although several members argued that a new one would cost less in the long run.",
     "My grandmother kept every letter she ever received in a tin box under her bed, tied with ribbons of different colours.",
@@ -36,7 +62,7 @@ const SENTENCES: &[&str] = &[
 
 /// Voices, cycled over the sentences: (engine, voice, rate). Festival's rate is a duration
 /// stretch (above 1 is slower); espeak-ng's is words per minute.
-const VOICES: &[(&str, &str, f64)] = &[
+const VOICES_A: &[(&str, &str, f64)] = &[
     ("festival", "voice_cmu_us_slt_arctic_hts", 1.0),
     ("festival", "voice_kal_diphone", 1.05),
     ("espeak-ng", "en-gb-x-rp+m3", 160.0),
@@ -45,12 +71,41 @@ const VOICES: &[(&str, &str, f64)] = &[
     ("festival", "voice_cmu_us_slt_arctic_hts", 1.15),
 ];
 
-/// Synthesizes the held-out pool (cached as 16 kHz WAV under `cache_dir`).
-pub fn synthesize(cache_dir: &Path) -> Result<Vec<Utterance>, String> {
+const SENTENCES_B: &[&str] = &[
+    "The ferry to the island runs twice a day in winter, once at eight in the morning and again at four in the afternoon.",
+    "Doctor Patel told the nurses that the new ward would open on Monday, provided the heating engineers had finished their work.",
+    "Nobody expected the small bakery on the corner to win a national prize, but its rye bread was simply the best in the country.",
+    "When the power failed during the storm, the whole street gathered in the pub and sang songs by candlelight until midnight.",
+    "The orchestra rehearsed the final movement eleven times before the conductor was finally satisfied with the trumpets.",
+    "Please remember to bring your passport, two photographs and a letter from your employer to the appointment next Thursday.",
+    "In the spring the hills behind the school are covered with yellow flowers, and the children walk there every afternoon.",
+    "The train was delayed by forty minutes because a tree had fallen across the line just outside the station.",
+    "Thomas spent three summers restoring an old sailing boat, and in the fourth he finally took it out to sea.",
+    "Most of the volunteers had never planted a tree before, yet by evening they had covered the entire field.",
+    "According to the report, the number of visitors to the national park has doubled over the last ten years.",
+    "She opened the envelope slowly, read the first line twice, and then called her brother to tell him the news.",
+    "The market sells fresh fish on Tuesdays and Fridays, and on Saturdays there are cheese and vegetables as well.",
+    "After the meeting the manager promised that every complaint would be answered in writing within a week.",
+    "The children built a snowman in the garden and gave it a carrot for a nose and two buttons for eyes.",
+    "Our neighbours are moving to Scotland in August, where they have bought a farm with sheep and a few horses.",
+];
+
+const VOICES_B: &[(&str, &str, f64)] = &[
+    ("festival", "voice_kal_diphone", 0.9),
+    ("espeak-ng", "en-us+m7", 170.0),
+    ("festival", "voice_cmu_us_slt_arctic_hts", 0.95),
+    ("espeak-ng", "en-gb+f3", 150.0),
+    ("festival", "voice_ked_diphone", 1.1),
+    ("espeak-ng", "en+m2", 135.0),
+    ("festival", "voice_cmu_us_slt_arctic_hts", 1.25),
+];
+
+/// Synthesizes a held-out pool (cached as 16 kHz WAV under `cache_dir`).
+pub fn synthesize(pool: &Pool, cache_dir: &Path) -> Result<Vec<Utterance>, String> {
     std::fs::create_dir_all(cache_dir).map_err(|e| format!("{}: {e}", cache_dir.display()))?;
     let mut out = Vec::new();
-    for (i, sentence) in SENTENCES.iter().enumerate() {
-        let (engine, voice, rate) = VOICES[i % VOICES.len()];
+    for (i, sentence) in pool.sentences.iter().enumerate() {
+        let (engine, voice, rate) = pool.voices[i % pool.voices.len()];
         let key = fnv(&format!("{engine}|{voice}|{rate}|{sentence}"));
         let cached: PathBuf = cache_dir.join(format!("u{i:02}-{key:016x}.wav"));
         if !cached.exists() {
@@ -61,7 +116,7 @@ pub fn synthesize(cache_dir: &Path) -> Result<Vec<Utterance>, String> {
             let _ = std::fs::remove_file(&raw);
         }
         out.push(Utterance {
-            name: format!("unseen-{i:02}"),
+            name: format!("{}-{i:02}", pool.name),
             samples: read_wav_16k(&cached)?,
             reference: normalize_spoken(sentence).join(" "),
         });

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, WebSocket};
 use earshot_asr::{Backlog, BacklogPermit, LiveError, LiveStream, StreamEvent};
 use earshot_core::NewSegment;
-use earshot_store::{CompleteOutcome, DynStore};
+use earshot_store::CompleteOutcome;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -77,14 +77,7 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
         return;
     }
     let _active = ActiveStream::new();
-    replay_finals(
-        ctx.sessions.store(),
-        &ctx.tenant,
-        &ctx.session_id,
-        ctx.resume_after_seq,
-        &out,
-    )
-    .await;
+    resume(&mut ctx, &out).await;
 
     let (tx, mut rx) = mpsc::channel::<Inbound>(INBOX_MESSAGES);
     let backlog = ctx.backlog.clone();
@@ -188,31 +181,41 @@ async fn drain(
     }
 }
 
-/// On reconnect with `resume_after_seq`, the finals the client has not seen.
-async fn replay_finals(
-    store: &DynStore,
-    tenant: &str,
-    session_id: &str,
-    after: Option<u64>,
-    out: &Outbox,
-) {
-    let Some(after) = after else {
+/// A stream on a session that already has finals (a reconnect, here or on another node)
+/// continues its time line after the last of them, and with `resume_after_seq` first gets
+/// the finals the client has not seen.
+async fn resume(ctx: &mut StreamCtx, out: &Outbox) {
+    let transcript = match ctx
+        .sessions
+        .store()
+        .transcript(&ctx.tenant, &ctx.session_id)
+        .await
+    {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the session's finals to resume it");
+            return;
+        }
+    };
+    let last_end = transcript
+        .segments
+        .iter()
+        .filter_map(|s| s.end_ms)
+        .max()
+        .unwrap_or(0);
+    ctx.live.continue_after(last_end.max(0) as u64);
+    let Some(after) = ctx.resume_after_seq else {
         return;
     };
-    match store.transcript(tenant, session_id).await {
-        Ok(Some(t)) => {
-            for s in t.segments.into_iter().filter(|s| s.seq > after) {
-                out.send(&ServerMessage::Final {
-                    seq: s.seq,
-                    text: s.text,
-                    start_ms: s.start_ms.unwrap_or(0),
-                    end_ms: s.end_ms.unwrap_or(0),
-                    words: s.words,
-                });
-            }
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "replay of finals failed"),
+    for s in transcript.segments.into_iter().filter(|s| s.seq > after) {
+        out.send(&ServerMessage::Final {
+            seq: s.seq,
+            text: s.text,
+            start_ms: s.start_ms.unwrap_or(0),
+            end_ms: s.end_ms.unwrap_or(0),
+            words: s.words,
+        });
     }
 }
 
