@@ -210,6 +210,17 @@ async fn a_live_stream_moves_to_another_node_when_its_node_dies() {
         .map(|s| s["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    // B's finals continue where A's stored ones ended: the session's times never go back.
+    let starts: Vec<i64> = done["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["start_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] <= w[1]),
+        "start_ms went backwards across the move: {starts:?}"
+    );
     let text = done["text"].as_str().unwrap().to_owned();
     let completed = &of_type(&msgs, "completed")[0]["transcript"];
     assert_eq!(completed, &Value::from(text.clone()));
