@@ -49,19 +49,29 @@ pub fn cap_prompt(prompt: &str, max_chars: usize) -> String {
     }
 }
 
-/// The decoder prompt: the caller's own prompt (a vocabulary, a description of the audio)
-/// whole, then as much of the end of `context` (text already transcribed) as still fits in
-/// `max_chars`. The caller's prompt wins because it is what the user asked for; the
-/// context's oldest words matter least. A caller's prompt longer than the cap keeps its end,
-/// as whisper itself keeps the last tokens of a prompt. NULs (which whisper.cpp cannot take)
-/// are dropped.
+/// The decoder prompt: the caller's own prompt (a vocabulary, a description of the audio),
+/// then as much of the end of `context` (text already transcribed) as still fits in
+/// `max_chars`. The caller's prompt goes first and keeps its place in every window, but
+/// when there is context it takes at most [`USER_PROMPT_SHARE`] of the cap, so the
+/// decoder always sees the last words before the audio too; a longer prompt keeps its end,
+/// as whisper itself keeps the last tokens of a prompt. The context's oldest words matter
+/// least and go first. NULs (which whisper.cpp cannot take) are dropped.
 pub fn compose_prompt(user: Option<&str>, context: Option<&str>, max_chars: usize) -> String {
-    let user = cap_prompt(&user.unwrap_or("").replace('\0', ""), max_chars);
+    let context = context.map(|c| c.replace('\0', "")).unwrap_or_default();
+    let context = context.trim();
+    let reserve = if context.is_empty() {
+        0
+    } else {
+        (context.chars().count() + 1)
+            .min(max_chars - max_chars * USER_PROMPT_SHARE.0 / USER_PROMPT_SHARE.1)
+    };
+    let user = cap_prompt(&user.unwrap_or("").replace('\0', ""), max_chars - reserve);
     let used = user.chars().count() + usize::from(!user.is_empty());
     let room = max_chars.saturating_sub(used);
-    let context = match context {
-        Some(c) if room > 0 => cap_prompt(&c.replace('\0', ""), room),
-        _ => String::new(),
+    let context = if room > 0 {
+        cap_prompt(context, room)
+    } else {
+        String::new()
     };
     match (user.is_empty(), context.is_empty()) {
         (_, true) => user,
@@ -69,6 +79,11 @@ pub fn compose_prompt(user: Option<&str>, context: Option<&str>, max_chars: usiz
         (false, false) => format!("{user} {context}"),
     }
 }
+
+/// The most of the prompt cap (as a fraction) a caller's prompt takes when there is
+/// committed context: the rest (about ten words at the default cap) keeps the decoder's
+/// view of what was just said, which joins the windows of a stream.
+pub const USER_PROMPT_SHARE: (usize, usize) = (3, 4);
 
 /// Normalise a word for comparisons: lower case, letters/digits/apostrophes only.
 pub fn norm_word(w: &str) -> String {
@@ -266,10 +281,28 @@ mod tests {
             ),
             "Kubernetes, Grafana gamma delta"
         );
-        // The user's prompt alone fills the cap: no context at all.
+        // A user's prompt that would fill the cap leaves a quarter of it to the context,
+        // keeping its own end.
         assert_eq!(
-            compose_prompt(Some("Kubernetes"), Some("alpha"), 10),
-            "Kubernetes"
+            compose_prompt(Some("one two three four five six"), Some("alpha beta"), 24),
+            "four five six alpha beta"
+        );
+        // Without context it has the whole cap.
+        assert_eq!(
+            compose_prompt(Some("one two three four five six"), None, 24),
+            "two three four five six"
+        );
+        // However long: at most the cap, its end kept, the newest context after it.
+        let long = format!(
+            "{} Siobhan Okonkwo",
+            "minutes of the weekly call, ".repeat(40)
+        );
+        let context = "and so we agreed to send the invoice";
+        let p = compose_prompt(Some(&long), Some(context), 200);
+        assert!(p.chars().count() <= 200, "{p}");
+        assert!(
+            p.ends_with("Siobhan Okonkwo and so we agreed to send the invoice"),
+            "{p}"
         );
         assert_eq!(compose_prompt(None, Some("alpha"), 10), "alpha");
         assert_eq!(compose_prompt(Some("a\0b"), None, 10), "ab");

@@ -23,6 +23,11 @@ pub enum EventKind {
         segment_count: u64,
         transcript_truncated: bool,
     },
+    /// A language was detected from the session's speech after the session started
+    /// (whose `session_started` said `auto`); the session's `language` is now this code.
+    LanguageDetected {
+        language: String,
+    },
     SessionDeleted,
 }
 
@@ -57,6 +62,7 @@ impl EventKind {
             Self::SessionStarted { .. } => "session_started",
             Self::TranscriptSegment { .. } => "transcript_segment",
             Self::TranscriptCompleted { .. } => "transcript_completed",
+            Self::LanguageDetected { .. } => "language_detected",
             Self::SessionDeleted => "session_deleted",
         }
     }
@@ -97,7 +103,9 @@ impl Event {
             ("timestamp", self.timestamp.clone()),
         ];
         match &self.kind {
-            EventKind::SessionStarted { language } => f.push(("language", language.clone())),
+            EventKind::SessionStarted { language } | EventKind::LanguageDetected { language } => {
+                f.push(("language", language.clone()))
+            }
             EventKind::TranscriptSegment {
                 seq,
                 text,
@@ -164,6 +172,9 @@ impl Event {
                 // Absent in entries written before the field existed: they carried it all.
                 transcript_truncated: get("transcript_truncated") == Some("true"),
             },
+            "language_detected" => EventKind::LanguageDetected {
+                language: req("language")?.to_owned(),
+            },
             "session_deleted" => EventKind::SessionDeleted,
             other => return Err(EventParseError::UnknownType(other.to_owned())),
         };
@@ -184,7 +195,7 @@ impl Event {
         m.insert("tenant_id".into(), self.tenant_id.clone().into());
         m.insert("timestamp".into(), self.timestamp.clone().into());
         match &self.kind {
-            EventKind::SessionStarted { language } => {
+            EventKind::SessionStarted { language } | EventKind::LanguageDetected { language } => {
                 m.insert("language".into(), language.clone().into());
             }
             EventKind::TranscriptSegment {
@@ -264,6 +275,9 @@ mod tests {
                 transcript: "a".into(),
                 segment_count: 9,
                 transcript_truncated: true,
+            },
+            EventKind::LanguageDetected {
+                language: "fr".into(),
             },
             EventKind::SessionDeleted,
         ] {

@@ -100,18 +100,24 @@ fn unsupported(message: &str) -> ApiError {
     )
 }
 
-/// A user prompt: at most `max_chars` characters (the decoder's prompt cap, which the
-/// prompt shares with a stream's committed text and always wins), no control characters
-/// but line breaks and tabs. Empty means none.
+/// The longest prompt (or vocabulary, joined) a request may send, in characters. Like
+/// OpenAI, a prompt longer than the decoder takes is accepted and only its end is used;
+/// this bound only keeps a request from holding megabytes of text.
+pub const MAX_PROMPT_INPUT_CHARS: usize = 4096;
+
+/// A user prompt: at most [`MAX_PROMPT_INPUT_CHARS`] characters, no control characters but
+/// line breaks and tabs, white space folded. Only its last `max_chars` characters (the
+/// decoder's prompt cap, from a word boundary) are kept: the decoder, like whisper, would
+/// look at no more. Empty means none.
 pub fn prompt(raw: &str, max_chars: usize) -> ApiResult<Option<String>> {
     let p = raw.trim();
-    if p.chars().count() > max_chars {
+    let n = p.chars().count();
+    if n > MAX_PROMPT_INPUT_CHARS {
         return Err(ApiError::bad_request(
             "prompt_too_long",
             format!(
-                "the prompt has {} characters; this server takes at most {max_chars} \
-                 (the decoder's prompt budget)",
-                p.chars().count()
+                "the prompt has {n} characters; this server takes at most \
+                 {MAX_PROMPT_INPUT_CHARS} (and uses the last {max_chars})"
             ),
         ));
     }
@@ -123,7 +129,9 @@ pub fn prompt(raw: &str, max_chars: usize) -> ApiResult<Option<String>> {
             "the prompt must not contain control characters",
         ));
     }
-    Ok((!p.is_empty()).then(|| p.split_whitespace().collect::<Vec<_>>().join(" ")))
+    let folded = p.split_whitespace().collect::<Vec<_>>().join(" ");
+    let kept = earshot_asr::text::cap_prompt(&folded, max_chars);
+    Ok((!kept.is_empty()).then_some(kept))
 }
 
 /// A vocabulary (names, jargon) as a prompt: the terms joined by ", ", with the same bound
@@ -211,10 +219,19 @@ mod tests {
                 .count(),
             10
         );
-        assert_eq!(
-            prompt(&"é".repeat(11), 10).unwrap_err().code,
-            "prompt_too_long"
+        // Longer than the decoder takes: accepted, its end kept from a word boundary.
+        let long = format!("{}Siobhan Okonkwo", "notes of the call ".repeat(100));
+        let kept = prompt(&long, 40).unwrap().unwrap();
+        assert!(kept.chars().count() <= 40, "{kept}");
+        assert!(kept.ends_with("of the call Siobhan Okonkwo"), "{kept}");
+        assert!(
+            long.ends_with(&format!(" {kept}")),
+            "a whole-word tail: {kept}"
         );
+        // Past the documented maximum: refused, not cut.
+        let huge = "é".repeat(MAX_PROMPT_INPUT_CHARS + 1);
+        assert_eq!(prompt(&huge, 10).unwrap_err().code, "prompt_too_long");
+        assert!(prompt(&"é".repeat(MAX_PROMPT_INPUT_CHARS), 10).is_ok());
         assert_eq!(prompt("a\0b", 10).unwrap_err().code, "invalid_prompt");
         assert_eq!(
             vocabulary(&["Kubernetes".into(), " ".into(), "Grafana".into()], 40)

@@ -526,15 +526,7 @@ async fn health_ready_and_metrics(b: Backend) {
     assert_eq!(ready.status(), 200);
     app.create(ACME, "m").await;
     app.append(ACME, "m", "x").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for name in [
         "earshot_http_requests_total",
         "earshot_http_request_duration_seconds_bucket",

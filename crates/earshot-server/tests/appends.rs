@@ -20,13 +20,8 @@ async fn post_keyed(app: &TestApp, key: &str, id: &str, body: Value) -> reqwest:
 }
 
 async fn transcript(app: &TestApp, id: &str) -> Value {
-    app.get(ACME, &format!("/v1/sessions/{id}/transcript"))
-        .send()
+    app.get_json(ACME, &format!("/v1/sessions/{id}/transcript"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn segment_events(events: &[Value], id: &str) -> usize {

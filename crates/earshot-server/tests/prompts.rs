@@ -2,19 +2,18 @@
 //! a name tiny.en cannot spell ("Siobhan Okonkwo") comes out right with a prompt, through
 //! the OpenAI upload and through a live stream on its second utterance (a window after the
 //! first commit, where the committed text shares the prompt budget), set at open or by
-//! `configure`; without the prompt the same audio gives other words. Bad prompts and
-//! temperatures get a clear 400 (or close reason).
+//! `configure`; without the prompt the same audio gives other words. A prompt far longer
+//! than the decoder takes is accepted and its end used. Bad prompts and temperatures get
+//! a clear 400 (or close reason).
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
-
-use common::speech_client::{app_on, load, open, play, Step};
+use common::live::{open, play, Step};
+use common::speech::{app_on, engine, TINY};
+use common::upload::TRANSCRIPTIONS;
 use common::{expect_error, TestApp, ACME};
-use earshot_asr::Engine;
-use earshot_testsupport::speech::{model_path, normalize};
+use earshot_testsupport::speech::normalize;
 use earshot_testsupport::tts::{silence, speak, wav};
-use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 /// Chosen by measurement: tiny.en writes "Shivana Kanki" for this name without a prompt
@@ -23,15 +22,8 @@ const NAMED: &str = "Please forward the invoice to Siobhan Okonkwo before Friday
 const NAME: &str = "Siobhan Okonkwo";
 const OPENING: &str = "Good morning everyone, let us begin the meeting.";
 
-fn engine() -> Option<Arc<Engine>> {
-    static ENGINE: OnceLock<Option<Arc<Engine>>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| model_path().map(|p| load(&p)))
-        .clone()
-}
-
 async fn app() -> Option<TestApp> {
-    Some(app_on(engine()?, "ggml-tiny.en.bin").await)
+    Some(app_on(engine()?, TINY).await)
 }
 
 fn has_name(text: &str) -> bool {
@@ -42,23 +34,7 @@ fn has_name(text: &str) -> bool {
 }
 
 async fn upload(app: &TestApp, audio: Vec<u8>, fields: &[(&str, &str)]) -> reqwest::Response {
-    let mut form = Form::new()
-        .part(
-            "file",
-            Part::bytes(audio)
-                .file_name("memo.wav")
-                .mime_str("audio/wav")
-                .unwrap(),
-        )
-        .text("model", "whisper-1");
-    for (k, v) in fields {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    app.post(ACME, "/v1/audio/transcriptions")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
+    common::upload::upload(app, TRANSCRIPTIONS, audio, "memo.wav", fields).await
 }
 
 #[tokio::test]
@@ -71,19 +47,39 @@ async fn an_upload_prompt_spells_a_name_right() {
         !has_name(&plain),
         "tiny.en got the name without help: {plain:?}"
     );
-    let r = upload(&app, audio, &[("prompt", NAME), ("temperature", "0")]).await;
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    let prompted = v["text"].as_str().unwrap();
-    assert!(has_name(prompted), "the prompt did not help: {prompted:?}");
-    // The rest of the sentence is still there.
-    let words = normalize(prompted);
-    assert!(
-        ["invoice", "friday"]
-            .iter()
-            .all(|w| words.iter().any(|x| x == w)),
-        "{prompted:?}"
-    );
+    for prompt in [NAME.to_owned(), long_prompt()] {
+        let r = upload(
+            &app,
+            audio.clone(),
+            &[("prompt", &prompt), ("temperature", "0")],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        let prompted = v["text"].as_str().unwrap();
+        assert!(
+            has_name(prompted),
+            "the prompt of {} characters did not help: {prompted:?}",
+            prompt.len()
+        );
+        // The rest of the sentence is still there.
+        let words = normalize(prompted);
+        assert!(
+            ["invoice", "friday"]
+                .iter()
+                .all(|w| words.iter().any(|x| x == w)),
+            "{prompted:?}"
+        );
+    }
+}
+
+/// A prompt five times longer than the decoder takes, the name at its end: accepted, and
+/// its end is what the decoder sees.
+fn long_prompt() -> String {
+    format!(
+        "{}{NAME}",
+        "Notes from the quarterly planning call of the finance team. ".repeat(17)
+    )
 }
 
 /// Two utterances: an opening, then the name after a pause, so the name is decoded in a
@@ -107,12 +103,7 @@ async fn stream(app: &TestApp, id: &str, query: &str, configure: Option<&str>) -
     }
     steps.push(Step::Audio(second));
     let seen = play(ws, steps).await;
-    assert_eq!(
-        seen.close.as_ref().map(|c| c.0),
-        Some(1000),
-        "{:?}",
-        seen.frames
-    );
+    assert_eq!(seen.close, Some(1000), "{:?}", seen.frames);
     seen.finals()
 }
 
@@ -139,6 +130,13 @@ async fn a_stream_prompt_biases_a_later_window() {
         has_name(&prompted),
         "the open-time prompt did not help: {prompted:?}"
     );
+    // A long prompt shares the cap with the committed opening and still helps.
+    let prompt = format!("&prompt={}", long_prompt().replace(' ', "%20"));
+    let prompted = after_opening(&stream(&app, "long-prompt", &prompt, None).await);
+    assert!(
+        has_name(&prompted),
+        "the long prompt's end did not help: {prompted:?}"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +151,8 @@ async fn a_vocabulary_set_by_configure_biases_the_next_window() {
 #[tokio::test]
 async fn bad_prompts_and_temperatures_are_refused_clearly() {
     let Some(app) = app().await else { return };
-    let long = "word ".repeat(100);
+    // Past the 4096 characters a prompt may have.
+    let long = "word ".repeat(1_000);
     // Streams first: the uploads below count against admission for a while.
     // At open: a plain 400 before the upgrade.
     let path = format!(
@@ -171,8 +170,8 @@ async fn bad_prompts_and_temperatures_are_refused_clearly() {
     let configure = serde_json::json!({"type": "configure", "prompt": long}).to_string();
     let seen = play(ws, vec![Step::Text(configure)]).await;
     assert_eq!(
-        seen.close.as_ref().map(|(c, r)| (*c, r.as_str())),
-        Some((1008, "prompt_too_long")),
+        (seen.close, seen.close_reason.as_deref()),
+        (Some(1008), Some("prompt_too_long")),
         "{:?}",
         seen.frames
     );

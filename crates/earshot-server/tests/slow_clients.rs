@@ -182,8 +182,7 @@ async fn a_trickled_request_body_gets_408_after_the_body_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_websocket_stream_holds_a_connection_slot() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let Some(speech) = common::speech_ready() else {
+    let Some(speech) = common::speech::speech_ready() else {
         return;
     };
     let app = TestApp::start_with_speech(
@@ -195,14 +194,8 @@ async fn an_open_websocket_stream_holds_a_connection_slot() {
         speech,
     )
     .await;
-    let url = format!(
-        "ws://{}/v1/sessions/ws-slot/stream?sample_rate=16000&encoding=pcm_s16le",
-        app.addr
-    );
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {ACME}").parse().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(req)
+    let path = "/v1/sessions/ws-slot/stream?sample_rate=16000&encoding=pcm_s16le";
+    let ws = common::live::connect(&app, path, ACME)
         .await
         .expect("the upgrade works");
     // The stream holds one slot of two: one more connection is served...

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::speech::*;
+use common::upload::{self, TRANSCRIPTIONS};
 use common::{expect_error, TestApp, ACME, GLOBEX};
 use earshot_asr::AdmissionConfig;
 use earshot_server::SpeechStatus;
@@ -72,14 +73,7 @@ async fn realtime_stream_finals_are_persisted_published_and_completed() {
     );
 
     // Persisted exactly as POST …/segments would have.
-    let t: Value = app
-        .get(ACME, "/v1/sessions/live-1/transcript")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = app.get_json(ACME, "/v1/sessions/live-1/transcript").await;
     assert_eq!(t["text"], text.as_str());
     assert_eq!(t["segments"].as_array().unwrap().len(), finals.len());
     let events = app.events().await;
@@ -179,14 +173,7 @@ async fn flush_finalizes_mid_stream_and_close_keeps_the_last_words() {
     // The words after the flush are still persisted, and the session stays active (resumable).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let s: Value = app
-            .get(ACME, "/v1/sessions/fl")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s: Value = app.get_json(ACME, "/v1/sessions/fl").await;
         if s["segment_count"].as_u64().unwrap() >= 2 {
             assert_eq!(s["status"], "active");
             break;
@@ -360,14 +347,7 @@ async fn bad_frames_end_with_an_error_frame_and_keep_accepted_audio() {
     assert_eq!(err[0]["code"], "invalid_message", "{seen:?}");
     assert_eq!(seen.close, Some(1008));
     // Audio accepted before the bad frame was still transcribed and stored.
-    let t: Value = app
-        .get(ACME, "/v1/sessions/bad/transcript")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = app.get_json(ACME, "/v1/sessions/bad/transcript").await;
     assert!(
         normalize(t["text"].as_str().unwrap()).contains(&"forward".to_owned()),
         "{t}"
@@ -407,23 +387,13 @@ async fn admission_follows_the_measured_cost() {
         return;
     };
     let metric = |text: &str, name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        common::metric(text, name).unwrap_or_else(|| panic!("{name} missing from /metrics"))
     };
     let first = connect(&app, "/v1/sessions/c1/stream", ACME).await.unwrap();
     // The upgrade returns before the stream task admits itself.
     let mut headroom = f64::NAN;
     for _ in 0..50 {
-        let m = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap();
-        let text = m.text().await.unwrap();
+        let text = app.metrics().await;
         if metric(&text, "earshot_asr_streams_admitted") == 1.0 {
             headroom = metric(&text, "earshot_asr_headroom_streams");
             assert!(metric(&text, "earshot_asr_stream_cost") > 0.0);
@@ -549,35 +519,27 @@ async fn idle_streams_are_closed_with_a_reason() {
     );
 }
 
+/// Uploads `wav` as the clip `goforward.wav`, answered in `format`.
+async fn in_format(app: &TestApp, wav: Vec<u8>, format: &str) -> reqwest::Response {
+    let fields = [("response_format", format)];
+    upload::upload(app, TRANSCRIPTIONS, wav, "goforward.wav", &fields).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_compatible_upload_in_every_format() {
     let Some(app) = speech_app(4, Duration::from_secs(30)).await else {
         return;
     };
     let wav = std::fs::read(audio_dir().join("goforward.wav")).unwrap();
-    let upload = |format: &str| {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(wav.clone()).file_name("goforward.wav"),
-            )
-            .text("model", "whisper-1")
-            .text("response_format", format.to_owned());
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(form)
-            .send()
-    };
-    let r = upload("json").await.unwrap();
+    let upload = |format| in_format(&app, wav.clone(), format);
+    let r = upload("json").await;
     assert_eq!(r.status(), 200);
-    let session = r.headers()["x-earshot-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = upload::session_id(&r);
     let j: Value = r.json().await.unwrap();
     let text = j["text"].as_str().unwrap().to_owned();
     assert!(wer(&reference("goforward.wav"), &text) <= 0.25, "{text}");
 
-    let v: Value = upload("verbose_json").await.unwrap().json().await.unwrap();
+    let v: Value = upload("verbose_json").await.json().await.unwrap();
     assert_eq!(v["task"], "transcribe");
     assert!((v["duration"].as_f64().unwrap() - 2.79).abs() < 0.05);
     let seg = &v["segments"][0];
@@ -595,23 +557,16 @@ async fn openai_compatible_upload_in_every_format() {
     ] {
         assert!(!seg[k].is_null(), "verbose_json segment lacks {k}: {v}");
     }
-    let srt = upload("srt").await.unwrap().text().await.unwrap();
+    let srt = upload("srt").await.text().await.unwrap();
     assert!(srt.starts_with("1\n00:00:0"), "{srt}");
-    let vtt = upload("vtt").await.unwrap().text().await.unwrap();
+    let vtt = upload("vtt").await.text().await.unwrap();
     assert!(vtt.starts_with("WEBVTT"), "{vtt}");
-    let plain = upload("text").await.unwrap().text().await.unwrap();
+    let plain = upload("text").await.text().await.unwrap();
     // Each upload is its own decode: compare words, not casing or punctuation.
     assert_eq!(normalize(&plain), normalize(&text), "{plain:?} vs {text:?}");
 
     // Recorded as a completed session whose events flowed.
-    let s: Value = app
-        .get(ACME, &format!("/v1/sessions/{session}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s: Value = app.get_json(ACME, &format!("/v1/sessions/{session}")).await;
     assert_eq!(s["status"], "completed");
     assert_eq!(s["metadata"]["source"], "upload");
     let events = app.events().await;
@@ -620,54 +575,22 @@ async fn openai_compatible_upload_in_every_format() {
         .any(|e| e["event_type"] == "transcript_completed" && e["session_id"] == session.as_str()));
 
     // Bad uploads.
-    let bad = |bytes: Vec<u8>, name: &str| {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
-            )
-            .text("model", "whisper-1");
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(form)
-            .send()
-    };
+    let bad =
+        |bytes: Vec<u8>, name: &'static str| upload::upload(&app, TRANSCRIPTIONS, bytes, name, &[]);
     expect_error(
-        bad(b"definitely not audio at all".to_vec(), "x.bin")
-            .await
-            .unwrap(),
+        bad(b"definitely not audio at all".to_vec(), "x.bin").await,
         415,
     )
     .await;
-    let code = expect_error(bad(Vec::new(), "empty.wav").await.unwrap(), 422).await;
+    let code = expect_error(bad(Vec::new(), "empty.wav").await, 422).await;
     assert_eq!(code, "empty_audio");
-    expect_error(bad(wav[..30].to_vec(), "cut.wav").await.unwrap(), 422).await;
-    let no_file = reqwest::multipart::Form::new().text("model", "whisper-1");
+    expect_error(bad(wav[..30].to_vec(), "cut.wav").await, 422).await;
+    let no_file = upload::form(&[("model", "whisper-1")], None);
+    expect_error(upload::send(&app, TRANSCRIPTIONS, no_file).await, 400).await;
+    let wrong_fmt = upload::form(&[("response_format", "pdf")], Some((wav.clone(), "a.wav")));
+    expect_error(upload::send(&app, TRANSCRIPTIONS, wrong_fmt).await, 400).await;
     expect_error(
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(no_file)
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
-    let wrong_fmt = reqwest::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(wav.clone()).file_name("a.wav"),
-        )
-        .text("response_format", "pdf");
-    expect_error(
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(wrong_fmt)
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
-    expect_error(
-        app.post(ACME, "/v1/audio/transcriptions")
+        app.post(ACME, TRANSCRIPTIONS)
             .json(&json!({}))
             .send()
             .await
@@ -687,18 +610,7 @@ async fn without_a_model_speech_routes_and_readyz_say_why() {
         connect(&app, "/v1/sessions/x/stream", ACME).await.err(),
         Some(503)
     );
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(vec![1, 2, 3]).file_name("a.wav"),
-    );
-    let code = expect_error(
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(form)
-            .send()
-            .await
-            .unwrap(),
-        503,
-    )
-    .await;
+    let form = upload::form(&[], Some((vec![1, 2, 3], "a.wav")));
+    let code = expect_error(upload::send(&app, TRANSCRIPTIONS, form).await, 503).await;
     assert_eq!(code, "model_unavailable");
 }

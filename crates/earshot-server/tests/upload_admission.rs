@@ -8,52 +8,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::speech::{clip_i16, speech_app, with_silence};
-use common::{expect_error, TestApp, ACME};
+use common::upload::{form, TRANSCRIPTIONS};
+use common::{expect_error, metric, TestApp, ACME};
 use earshot_testsupport::speech::wer;
-
-fn wav(samples: &[i16]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
-    for s in samples {
-        w.write_sample(*s).unwrap();
-    }
-    w.finalize().unwrap();
-    out.into_inner()
-}
+use earshot_testsupport::tts::wav;
 
 async fn upload(app: &TestApp, bytes: Vec<u8>) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
-        .text("model", "whisper-1")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(bytes).file_name("speech.wav"),
-        );
-    app.post(ACME, "/v1/audio/transcriptions")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
+    common::upload::upload(app, TRANSCRIPTIONS, bytes, "speech.wav", &[]).await
 }
 
 async fn uploads_in_flight(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("earshot_asr_uploads_in_flight "))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+    metric(&app.metrics().await, "earshot_asr_uploads_in_flight").map_or(0, |v| v as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,14 +40,10 @@ async fn uploads_past_the_decode_budget_are_refused_with_retry_after() {
             // No request timeout: on a busy machine these take as long as they take.
             let client = reqwest::Client::new();
             tokio::spawn(async move {
-                let form = reqwest::multipart::Form::new().part(
-                    "file",
-                    reqwest::multipart::Part::bytes(body).file_name("long.wav"),
-                );
                 client
-                    .post(format!("{app_url}/v1/audio/transcriptions"))
+                    .post(format!("{app_url}{TRANSCRIPTIONS}"))
                     .bearer_auth(ACME)
-                    .multipart(form)
+                    .multipart(form(&[], Some((body, "long.wav"))))
                     .send()
                     .await
                     .unwrap()

@@ -6,6 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::speech::speech_ready;
+use common::upload::{upload, TRANSCRIPTIONS};
 use common::{expect_error, TestApp, ACME};
 use earshot_server::ServerConfig;
 use earshot_testsupport::audio::constant_flac;
@@ -16,16 +18,7 @@ async fn app(max_upload_seconds: u64) -> Option<TestApp> {
         max_upload_seconds,
         ..common::test_server_config()
     };
-    Some(TestApp::start_with_speech(config, common::speech_ready()?).await)
-}
-
-fn form(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Form {
-    reqwest::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
-        )
-        .text("model", "whisper-1")
+    Some(TestApp::start_with_speech(config, speech_ready()?).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,12 +29,7 @@ async fn a_small_file_of_hours_of_audio_is_refused_with_413_and_the_server_lives
     // ~100 KB of FLAC holding three hours at 48 kHz (2 GB as 16 kHz floats).
     let flac = constant_flac(48_000, 3 * 3600);
     let t = Instant::now();
-    let r = app
-        .post(ACME, "/v1/audio/transcriptions")
-        .multipart(form(flac, "long.flac"))
-        .send()
-        .await
-        .unwrap();
+    let r = upload(&app, TRANSCRIPTIONS, flac, "long.flac", &[]).await;
     let took = t.elapsed();
     let status = r.status();
     let body: serde_json::Value = r.json().await.unwrap();
@@ -65,15 +53,9 @@ async fn garbage_and_empty_uploads_get_4xx_in_the_error_shape() {
     let Some(app) = app(60).await else {
         return;
     };
-    let send = |bytes: Vec<u8>, name: &'static str| {
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(form(bytes, name))
-            .send()
-    };
-    let r = send(b"this is not audio at all, just text".repeat(50), "a.bin")
-        .await
-        .unwrap();
+    let send = |bytes: Vec<u8>, name: &'static str| upload(&app, TRANSCRIPTIONS, bytes, name, &[]);
+    let r = send(b"this is not audio at all, just text".repeat(50), "a.bin").await;
     assert_eq!(expect_error(r, 415).await, "unsupported_audio_format");
-    let r = send(Vec::new(), "empty.wav").await.unwrap();
+    let r = send(Vec::new(), "empty.wav").await;
     assert_eq!(expect_error(r, 422).await, "empty_audio");
 }

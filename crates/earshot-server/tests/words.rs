@@ -6,17 +6,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use common::live::{connect, run_stream, s16le};
+use common::speech::speech_ready;
+use common::upload::{self, TRANSCRIPTIONS};
 use common::{expect_error, Backend, TestApp, ACME};
-use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
-use earshot_server::{Speech, SpeechStatus};
-use earshot_store::{DynStore, MemoryStore, RedisStore};
 use earshot_testsupport::forced::{self, timing_errors, ForcedClip, TimedWord, SCRIPT};
-use earshot_testsupport::speech::model_path;
-use earshot_testsupport::RedisServer;
 use serde_json::Value;
 
 /// How far (ms) a word's midpoint may be from the truth, for 90% of the words. Measured
@@ -25,35 +19,7 @@ use serde_json::Value;
 const MIDPOINT_TOLERANCE_MS: i64 = 250;
 
 async fn app_on(backend: Backend) -> Option<TestApp> {
-    let path = model_path()?;
-    let engine = Engine::load(EngineConfig::new(path)).expect("model loads");
-    let speech = Speech {
-        scheduler: Scheduler::with_config(
-            engine,
-            SchedulerConfig {
-                decode_slots: 1,
-                max_streams: 2,
-                admission: Default::default(),
-            },
-        ),
-        stream: StreamConfig::default(),
-        idle_timeout: Duration::from_secs(30),
-        model_name: "ggml-tiny.en.bin".into(),
-    };
-    let config = common::test_server_config();
-    let (store, redis): (DynStore, _) = match backend {
-        Backend::Memory => (Arc::new(MemoryStore::new(config.store.clone())), None),
-        Backend::Redis => {
-            let server = RedisServer::start();
-            let store = RedisStore::connect(&server.url(), config.store.clone())
-                .await
-                .expect("connect to the test redis");
-            (Arc::new(store), Some(server))
-        }
-    };
-    Some(
-        TestApp::start_speech_on(store, redis, config, SpeechStatus::Ready(Arc::new(speech))).await,
-    )
+    Some(TestApp::start_speech_on(backend, speech_ready()?).await)
 }
 
 fn clip() -> (ForcedClip, tempfile::TempDir) {
@@ -113,22 +79,25 @@ fn assert_near_truth(clip: &ForcedClip, words: &[TimedWord], what: &str) {
     );
 }
 
-/// The multipart form exactly as the `openai` Python SDK sends it: fields first, the
-/// array as repeated `timestamp_granularities[]`, the file last.
-fn sdk_form(wav: Vec<u8>, format: &str, granularities: &[&str]) -> reqwest::multipart::Form {
-    let mut form = reqwest::multipart::Form::new()
-        .text("model", "whisper-1")
-        .text("response_format", format.to_owned());
-    for g in granularities {
-        form = form.text("timestamp_granularities[]", (*g).to_owned());
-    }
-    form.part(
-        "file",
-        reqwest::multipart::Part::bytes(wav)
-            .file_name("a.wav")
-            .mime_str("audio/x-wav")
-            .unwrap(),
+/// Uploads `wav` in `format` with the given `timestamp_granularities[]`.
+async fn transcribe(
+    app: &TestApp,
+    wav: Vec<u8>,
+    format: &str,
+    granularities: &[&str],
+) -> reqwest::Response {
+    let mut fields = vec![("model", "whisper-1"), ("response_format", format)];
+    fields.extend(
+        granularities
+            .iter()
+            .map(|g| ("timestamp_granularities[]", *g)),
+    );
+    upload::send(
+        app,
+        TRANSCRIPTIONS,
+        upload::form(&fields, Some((wav, "a.wav"))),
     )
+    .await
 }
 
 async fn upload_words(backend: Backend) {
@@ -136,19 +105,11 @@ async fn upload_words(backend: Backend) {
         return;
     };
     let (clip, _dir) = clip();
-    let post = |format: &str, g: &[&str]| {
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(sdk_form(clip.wav(), format, g))
-            .send()
-    };
 
     // word + segment: both lists, words in seconds.
-    let r = post("verbose_json", &["word", "segment"]).await.unwrap();
+    let r = transcribe(&app, clip.wav(), "verbose_json", &["word", "segment"]).await;
     assert_eq!(r.status(), 200);
-    let session = r.headers()["x-earshot-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = upload::session_id(&r);
     let v: Value = r.json().await.unwrap();
     let words = words_of(&v["words"], "start", "end", 1000.0);
     let segs = v["segments"].as_array().expect("segments with segment");
@@ -163,13 +124,8 @@ async fn upload_words(backend: Backend) {
 
     // Stored with the session: ms integers, inside each stored segment.
     let t: Value = app
-        .get(ACME, &format!("/v1/sessions/{session}/transcript"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(ACME, &format!("/v1/sessions/{session}/transcript"))
+        .await;
     let mut stored = Vec::new();
     for s in t["segments"].as_array().unwrap() {
         let w = words_of(&s["words"], "start_ms", "end_ms", 1.0);
@@ -184,7 +140,11 @@ async fn upload_words(backend: Backend) {
     assert_eq!(stored.len(), words.len(), "every word stored");
 
     // Subtitles: long segments split at words, cues ordered.
-    let srt = post("srt", &[]).await.unwrap().text().await.unwrap();
+    let srt = transcribe(&app, clip.wav(), "srt", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
     let cues = srt_cues(&srt);
     assert!(!cues.is_empty(), "{srt}");
     let mut prev = 0;
@@ -297,13 +257,8 @@ async fn live_words(backend: Backend) {
 
     // Stored with the words, and replayed with them on resume.
     let t: Value = app
-        .get(ACME, "/v1/sessions/words-live/transcript")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(ACME, "/v1/sessions/words-live/transcript")
+        .await;
     let segs = t["segments"].as_array().unwrap();
     assert_eq!(segs.len(), finals.len());
     for (s, f) in segs.iter().zip(&finals) {
@@ -315,14 +270,7 @@ async fn old_segments_without_words_stay_readable(backend: Backend) {
     let app = TestApp::start(backend).await;
     app.create(ACME, "plain").await;
     app.append(ACME, "plain", "typed by hand").await;
-    let t: Value = app
-        .get(ACME, "/v1/sessions/plain/transcript")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t: Value = app.get_json(ACME, "/v1/sessions/plain/transcript").await;
     assert_eq!(t["segments"][0]["text"], "typed by hand");
     assert!(t["segments"][0].get("words").is_none(), "{t}");
     let srt = app
@@ -344,15 +292,9 @@ async fn granularities_as_openai_documents_them() {
     };
     let wav =
         std::fs::read(earshot_testsupport::speech::audio_dir().join("goforward.wav")).unwrap();
-    let post = |format: &str, g: &[&str]| {
-        app.post(ACME, "/v1/audio/transcriptions")
-            .multipart(sdk_form(wav.clone(), format, g))
-            .send()
-    };
     // Only word: OpenAI leaves the segments out.
-    let v: Value = post("verbose_json", &["word"])
+    let v: Value = transcribe(&app, wav.clone(), "verbose_json", &["word"])
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -360,14 +302,22 @@ async fn granularities_as_openai_documents_them() {
     assert!(!v["words"].as_array().unwrap().is_empty());
     // Only segment, or nothing: no words.
     for g in [&["segment"][..], &[]] {
-        let v: Value = post("verbose_json", g).await.unwrap().json().await.unwrap();
+        let v: Value = transcribe(&app, wav.clone(), "verbose_json", g)
+            .await
+            .json()
+            .await
+            .unwrap();
         assert!(v.get("words").is_none(), "{g:?}: {v}");
         assert!(!v["segments"].as_array().unwrap().is_empty(), "{g:?}: {v}");
     }
     // Granularities need verbose_json, and must be known ones.
-    let code = expect_error(post("json", &["word"]).await.unwrap(), 400).await;
+    let code = expect_error(transcribe(&app, wav.clone(), "json", &["word"]).await, 400).await;
     assert_eq!(code, "invalid_timestamp_granularities");
-    let code = expect_error(post("verbose_json", &["letter"]).await.unwrap(), 400).await;
+    let code = expect_error(
+        transcribe(&app, wav.clone(), "verbose_json", &["letter"]).await,
+        400,
+    )
+    .await;
     assert_eq!(code, "invalid_timestamp_granularities");
 }
 

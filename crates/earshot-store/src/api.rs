@@ -250,8 +250,8 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_session(&self, tenant: &str, id: &str) -> StoreResult<CompleteOutcome>;
 
     /// Sets the session's `language` (a language detected from its speech after it was
-    /// created). False if there is no such session for this tenant. Publishes nothing:
-    /// the events that follow carry the session as it is.
+    /// created) and publishes `language_detected` with it. False if there is no such
+    /// session for this tenant (then nothing is published).
     async fn set_language(&self, tenant: &str, id: &str, language: &str) -> StoreResult<bool>;
 
     /// The transcript (chunks joined by one space) and segments, if the session exists

@@ -111,6 +111,16 @@ async fn set_language_changes_only_the_tenants_session(kind: Kind) {
         .unwrap()
         .unwrap();
     assert_eq!(s.language, "fr");
+    // Consumers learn it from the event stream too.
+    let detected = events_of(&h.store, "language_detected").await;
+    assert_eq!(detected.len(), 1);
+    assert_eq!(detected[0].session_id, "call-1");
+    assert_eq!(
+        detected[0].kind,
+        EventKind::LanguageDetected {
+            language: "fr".into()
+        }
+    );
     // Another tenant's id or a missing one: nothing set, nothing created.
     assert!(!h.store.set_language("other", "call-1", "de").await.unwrap());
     assert!(!h.store.set_language("acme", "nope", "de").await.unwrap());
@@ -122,6 +132,7 @@ async fn set_language_changes_only_the_tenants_session(kind: Kind) {
         .unwrap()
         .unwrap();
     assert_eq!(s.language, "fr");
+    assert_eq!(events_of(&h.store, "language_detected").await.len(), 1);
 }
 
 async fn create_refuses_an_existing_id_in_any_tenant(kind: Kind) {

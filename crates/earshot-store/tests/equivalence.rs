@@ -160,7 +160,9 @@ async fn run(store: &DynStore, ops: &[Op]) -> Vec<String> {
         let kind = match ev.kind {
             EventKind::SessionStarted { language } => format!("started {language}"),
             k @ EventKind::TranscriptSegment { .. } => format!("{k:?}"),
-            k @ EventKind::TranscriptCompleted { .. } => format!("{k:?}"),
+            k @ (EventKind::TranscriptCompleted { .. } | EventKind::LanguageDetected { .. }) => {
+                format!("{k:?}")
+            }
             EventKind::SessionDeleted => "deleted".into(),
         };
         out.push(format!("event {} {} {kind}", ev.tenant_id, ev.session_id));

@@ -152,8 +152,9 @@ pub struct DecodeOptions {
     /// Context text (committed text before this audio); capped by the engine.
     pub prompt: Option<String>,
     /// The caller's own prompt (names, jargon, a vocabulary): put before the context and
-    /// counted with it against [`EngineConfig::max_prompt_chars`]; it wins, the context is
-    /// cut from its oldest end (see [`crate::text::compose_prompt`]).
+    /// counted with it against [`EngineConfig::max_prompt_chars`], of which it takes at most
+    /// three quarters when there is context; a longer one keeps its end, the context is cut
+    /// from its oldest end (see [`crate::text::compose_prompt`]).
     pub user_prompt: Option<String>,
     /// Spoken language as whisper's code (`"de"`), [`AUTO_LANGUAGE`] to detect it before
     /// this decode, or `None` for [`EngineConfig::language`]. English-only models ignore it.

@@ -5,8 +5,8 @@
 
 pub mod live;
 pub mod speech;
-pub mod speech_client;
 pub mod sse;
+pub mod upload;
 
 use std::time::Duration;
 
@@ -58,13 +58,8 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, cfg: StoreConfig) -> Self {
-        match backend {
-            Backend::Memory => {
-                let store = std::sync::Arc::new(MemoryStore::new(cfg.clone()));
-                Self::start_on(store, None, cfg).await
-            }
-            Backend::Redis => Self::start_on_redis(RedisServer::start(), cfg).await,
-        }
+        let (store, redis) = open_store(backend, cfg.clone()).await;
+        Self::start_on(store, redis, cfg).await
     }
 
     /// An app on a store the test opened itself (e.g. on a Redis Cluster).
@@ -74,10 +69,8 @@ impl TestApp {
 
     /// An app on a Redis the test configured itself (e.g. with AOF).
     pub async fn start_on_redis(server: RedisServer, cfg: StoreConfig) -> Self {
-        let store = RedisStore::connect(&server.url(), cfg.clone())
-            .await
-            .expect("connect to the test redis");
-        Self::start_on(std::sync::Arc::new(store), Some(server), cfg).await
+        let store = redis_store(&server, cfg.clone()).await;
+        Self::start_on(store, Some(server), cfg).await
     }
 
     async fn start_on(store: DynStore, redis: Option<RedisServer>, cfg: StoreConfig) -> Self {
@@ -120,13 +113,10 @@ impl TestApp {
         .await
     }
 
-    /// An app with speech recognition on the given store (e.g. a Redis the test started).
-    pub async fn start_speech_on(
-        store: DynStore,
-        redis: Option<RedisServer>,
-        config: ServerConfig,
-        speech: earshot_server::SpeechStatus,
-    ) -> Self {
+    /// An app with speech recognition on the given backend.
+    pub async fn start_speech_on(backend: Backend, speech: earshot_server::SpeechStatus) -> Self {
+        let config = test_server_config();
+        let (store, redis) = open_store(backend, config.store.clone()).await;
         Self::start_custom(store, redis, config, speech).await
     }
 
@@ -183,16 +173,26 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(key)
     }
 
-    /// How many sessions the tenant of `key` sees in its list.
-    pub async fn session_count(&self, key: &str) -> usize {
-        let v: serde_json::Value = self
-            .get(key, "/v1/sessions")
+    /// The JSON body of a `GET` as the tenant of `key`.
+    pub async fn get_json(&self, key: &str, path: &str) -> Value {
+        self.get(key, path)
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    /// How many sessions the tenant of `key` sees in its list.
+    pub async fn session_count(&self, key: &str) -> usize {
+        let v = self.get_json(key, "/v1/sessions").await;
         v["sessions"].as_array().unwrap().len()
     }
 
@@ -334,26 +334,31 @@ pub fn raw_error_code(resp: &str) -> String {
     v["error"]["code"].as_str().expect("error.code").to_owned()
 }
 
-/// The real tiny.en model behind one decode slot, or `None` (the test returns) when no
-/// model is available and none is required.
-pub fn speech_ready() -> Option<earshot_server::SpeechStatus> {
-    use earshot_asr::{Engine, EngineConfig, Scheduler, SchedulerConfig, StreamConfig};
-    let path = earshot_testsupport::speech::model_path()?;
-    let engine = Engine::load(EngineConfig::new(path)).expect("model loads");
-    let speech = earshot_server::Speech {
-        scheduler: Scheduler::with_config(
-            engine,
-            SchedulerConfig {
-                decode_slots: 1,
-                max_streams: 2,
-                admission: Default::default(),
-            },
-        ),
-        stream: StreamConfig::default(),
-        idle_timeout: Duration::from_secs(30),
-        model_name: "ggml-tiny.en.bin".into(),
-    };
-    Some(earshot_server::SpeechStatus::Ready(std::sync::Arc::new(
-        speech,
-    )))
+/// The value of an unlabelled metric in `/metrics` text, if it is there.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A fresh store of the given kind; a Redis one on its own `redis-server`.
+async fn open_store(backend: Backend, cfg: StoreConfig) -> (DynStore, Option<RedisServer>) {
+    match backend {
+        Backend::Memory => (std::sync::Arc::new(MemoryStore::new(cfg)), None),
+        Backend::Redis => {
+            let server = RedisServer::start();
+            (redis_store(&server, cfg).await, Some(server))
+        }
+    }
+}
+
+async fn redis_store(server: &RedisServer, cfg: StoreConfig) -> DynStore {
+    let store = RedisStore::connect(&server.url(), cfg)
+        .await
+        .expect("connect to the test redis");
+    std::sync::Arc::new(store)
 }

@@ -1,6 +1,7 @@
-//! Live speech as a client sees it: a server with the real tiny.en model on one decode
-//! slot, the shared clips, and (from [`super::live`]) the WebSocket client.
+//! Servers with a real model behind one decode slot (tiny.en unless a test loads another),
+//! the shared clips, and (from [`super::live`]) the WebSocket client.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -11,16 +12,72 @@ use earshot_server::{Speech, SpeechStatus};
 use earshot_testsupport::speech::{audio_dir, model_path};
 
 #[allow(unused_imports)]
-pub use super::live::{connect, run_stream, s16le, Seen, Ws};
+pub use super::live::{connect, open, play, run_stream, s16le, script, Seen, Step, Ws};
 use super::TestApp;
 
+/// The name the default test model is served under.
+pub const TINY: &str = "ggml-tiny.en.bin";
+
+/// Loads a model with the default settings.
+pub fn load(path: &Path) -> Arc<Engine> {
+    Engine::load(EngineConfig::new(path)).expect("model loads")
+}
+
+/// The default test model (tiny.en), loaded once per test binary, or `None` when no model
+/// is available and none is required.
 pub fn engine() -> Option<Arc<Engine>> {
     static ENGINE: OnceLock<Option<Arc<Engine>>> = OnceLock::new();
     ENGINE
-        .get_or_init(|| {
-            model_path().map(|p| Engine::load(EngineConfig::new(p)).expect("model loads"))
-        })
+        .get_or_init(|| model_path().map(|p| load(&p)))
         .clone()
+}
+
+/// `engine` served as `model_name` behind one decode slot.
+pub fn speech(
+    engine: Arc<Engine>,
+    model_name: &str,
+    max_streams: usize,
+    admission: AdmissionConfig,
+    idle: Duration,
+) -> SpeechStatus {
+    let scheduler = Scheduler::with_config(
+        engine,
+        SchedulerConfig {
+            decode_slots: 1,
+            max_streams,
+            admission,
+        },
+    );
+    SpeechStatus::Ready(Arc::new(Speech {
+        scheduler,
+        stream: StreamConfig::default(),
+        idle_timeout: idle,
+        model_name: model_name.into(),
+    }))
+}
+
+/// The default model with two streams and a 30 s idle timeout, for apps a test
+/// configures itself; `None` (the test returns) without a model.
+pub fn speech_ready() -> Option<SpeechStatus> {
+    Some(speech(
+        engine()?,
+        TINY,
+        2,
+        AdmissionConfig::default(),
+        Duration::from_secs(30),
+    ))
+}
+
+/// A server on the embedded store with `engine` served as `model_name`.
+pub async fn app_on(engine: Arc<Engine>, model_name: &str) -> TestApp {
+    let s = speech(
+        engine,
+        model_name,
+        2,
+        AdmissionConfig::default(),
+        Duration::from_secs(30),
+    );
+    TestApp::start_speech(s).await
 }
 
 /// A speech app, or `None` (test returns) when no model is available and not required.
@@ -33,22 +90,8 @@ pub async fn speech_app_with(
     admission: AdmissionConfig,
     idle: Duration,
 ) -> Option<TestApp> {
-    let engine = engine()?;
-    let sched = Scheduler::with_config(
-        engine,
-        SchedulerConfig {
-            decode_slots: 1,
-            max_streams,
-            admission,
-        },
-    );
-    let speech = Speech {
-        scheduler: sched,
-        stream: StreamConfig::default(),
-        idle_timeout: idle,
-        model_name: "ggml-tiny.en.bin".into(),
-    };
-    Some(TestApp::start_speech(SpeechStatus::Ready(Arc::new(speech))).await)
+    let s = speech(engine()?, TINY, max_streams, admission, idle);
+    Some(TestApp::start_speech(s).await)
 }
 
 pub fn clip_i16(file: &str) -> Vec<i16> {

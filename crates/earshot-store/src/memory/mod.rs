@@ -337,13 +337,18 @@ impl Store for MemoryStore {
 
     async fn set_language(&self, tenant: &str, id: &str, language: &str) -> StoreResult<bool> {
         self.run("set_language", |st, _| {
-            Ok(match st.keys.session_of_mut(tenant, id) {
-                Some(rec) => {
-                    rec.session.language = language.to_owned();
-                    true
-                }
-                None => false,
-            })
+            let Some(rec) = st.keys.session_of_mut(tenant, id) else {
+                return Ok(false);
+            };
+            rec.session.language = language.to_owned();
+            let event = self.session_event(
+                &rec.session,
+                EventKind::LanguageDetected {
+                    language: language.to_owned(),
+                },
+            );
+            st.publish(&event, self.config.maxlen());
+            Ok(true)
         })
     }
 

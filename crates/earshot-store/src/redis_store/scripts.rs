@@ -128,12 +128,17 @@ return 1
 });
 
 /// Sets an existing session's language, only for its tenant (never re-creating an
-/// expired hash). KEYS: metadata. ARGV: tenant, language. Returns 1 if set, else 0.
+/// expired hash), and publishes `language_detected`.
+/// KEYS: metadata, event stream. ARGV: tenant, language, maxlen, event pairs. Returns 1 if
+/// set, else 0.
 pub(super) static SET_LANGUAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('HGET', KEYS[1], 'tenant_id') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'language', ARGV[2])
+local ev = {}
+for i = 4, #ARGV do ev[#ev + 1] = ARGV[i] end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ev))
 return 1
 "#,
     )

@@ -234,15 +234,31 @@ impl RedisStore {
         id: &str,
         language: &str,
     ) -> StoreResult<bool> {
-        let key = self.keys.metadata(id);
-        let args = [tenant.to_owned(), language.to_owned()];
+        let keys = [self.keys.metadata(id), self.keys.event_stream(id)];
+        let event = event_fields(
+            id,
+            tenant,
+            EventKind::LanguageDetected {
+                language: language.to_owned(),
+            },
+        );
+        let args = [
+            tenant.to_owned(),
+            language.to_owned(),
+            self.maxlen().to_string(),
+        ];
         let r = self
             .conns
             .run(|mut c| async move {
                 let mut inv = scripts::SET_LANGUAGE.prepare_invoke();
-                inv.key(&key);
+                for key in &keys {
+                    inv.key(key);
+                }
                 for a in &args {
                     inv.arg(a);
+                }
+                for (f, v) in &event {
+                    inv.arg(*f).arg(v);
                 }
                 inv.invoke_async::<Value>(&mut c).await
             })

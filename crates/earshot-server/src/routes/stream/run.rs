@@ -93,7 +93,17 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
                     }
                 }
                 Ok(Message::Text(t)) => Inbound::Text(t.to_string()),
-                Ok(Message::Close(_)) | Err(_) => break,
+                Err(e) => match too_long(e) {
+                    // The socket refused the frame unread: past it the connection is
+                    // useless, but the client is told why, as for a frame of too much audio.
+                    Some(size) => Inbound::TooLarge(format!(
+                        "a frame of {size} bytes is larger than a frame may be ({} bytes of \
+                         audio at most)",
+                        backlog.max_frame_bytes()
+                    )),
+                    None => break,
+                },
+                Ok(Message::Close(_)) => break,
                 Ok(_) => continue, // ping/pong are answered by the library
             };
             if tx.send(inbound).await.is_err() {
@@ -144,6 +154,16 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
     reader.abort();
     drop(keeper);
     wind_down(&mut ctx, out, end, claims).await;
+}
+
+/// The size of a message the socket refused as larger than it reads, if that is what
+/// ended the read (else the connection failed).
+fn too_long(e: axum::Error) -> Option<usize> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match e.into_inner().downcast_ref::<Error>() {
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, .. })) => Some(*size),
+        _ => None,
+    }
 }
 
 /// How long a stream keeps reading its client once the server shuts down, waiting for
