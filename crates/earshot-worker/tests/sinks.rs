@@ -9,15 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use common::webhook::*;
 use common::*;
 use earshot_store::{DynStore, StreamEntry};
-use earshot_worker::sink::{signature, WebhookSink, EVENT_ID_HEADER, SIGNATURE_HEADER};
-use earshot_worker::{
-    BackoffConfig, Sink, SinkError, SinkSpec, SinkSpecError, WebhookOptions, WorkerError,
-};
+use earshot_worker::sink::{signature, WebhookSink};
+use earshot_worker::{Sink, SinkError, SinkSpec, SinkSpecError, WebhookOptions, WorkerError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
