@@ -69,7 +69,7 @@ impl Server {
         let origins = origin::OriginPolicy::new(&config.origins, tenants.is_open(), addr);
         let state = AppState {
             store: store.clone(),
-            sessions: service::SessionService::new(store.clone()),
+            sessions: service::SessionService::new(store.clone(), config.store.command_timeout),
             tenants: Arc::new(tenants),
             hub: hub.clone(),
             config: Arc::new(config.clone()),

@@ -106,8 +106,9 @@ both_backends!(
 /// while the pause lasts), every 201 carries seq 0 and one segment is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_that_timed_out_but_applied_is_stored_once() {
+    let cfg_timeout = Duration::from_millis(500);
     let cfg = StoreConfig {
-        command_timeout: Duration::from_millis(200),
+        command_timeout: cfg_timeout,
         ..common::store_config()
     };
     let app = TestApp::start_with(Backend::Redis, cfg).await;
@@ -158,8 +159,9 @@ async fn an_append_that_timed_out_but_applied_is_stored_once() {
 async fn the_services_retries_of_a_keyed_final_store_it_once() {
     use earshot_server::service::{IdempotencyKey, SessionService};
     let server = earshot_testsupport::RedisServer::start();
+    let cfg_timeout = Duration::from_millis(500);
     let cfg = StoreConfig {
-        command_timeout: Duration::from_millis(200),
+        command_timeout: cfg_timeout,
         ..common::store_config()
     };
     let store: earshot_store::DynStore = std::sync::Arc::new(
@@ -167,7 +169,7 @@ async fn the_services_retries_of_a_keyed_final_store_it_once() {
             .await
             .unwrap(),
     );
-    let sessions = SessionService::new(store.clone());
+    let sessions = SessionService::new(store.clone(), cfg_timeout);
     for id in ["s", "warm-up"] {
         store
             .create_session(earshot_core::NewSession {
@@ -196,7 +198,7 @@ async fn the_services_retries_of_a_keyed_final_store_it_once() {
             .arg("WRITE")
             .clone()
     };
-    let _: () = pause(600).query_async(&mut raw).await.unwrap();
+    let _: () = pause(700).query_async(&mut raw).await.unwrap();
     let key = IdempotencyKey::ordinal("live:conn-1", 0);
     let seq = sessions
         .append("acme", "s", &segment, Some(&key))
@@ -208,7 +210,7 @@ async fn the_services_retries_of_a_keyed_final_store_it_once() {
     assert_eq!(t.text, "a final");
 
     // Unkeyed: one attempt, the timeout is reported, and nothing is retried (a pause
-    // ten times the command timeout, so the one attempt surely meets it).
+    // four times the command timeout, so the one attempt surely meets it).
     let _: () = pause(2000).query_async(&mut raw).await.unwrap();
     let unkeyed = sessions.append("acme", "s", &segment, None).await;
     assert!(

@@ -9,113 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use common::webhook::*;
 use common::*;
 use earshot_store::{DynStore, StreamEntry};
-use earshot_worker::sink::{signature, WebhookSink, EVENT_ID_HEADER, SIGNATURE_HEADER};
-use earshot_worker::{
-    BackoffConfig, Sink, SinkError, SinkSpec, SinkSpecError, WebhookOptions, WorkerError,
-};
+use earshot_worker::sink::{signature, WebhookSink};
+use earshot_worker::{Sink, SinkError, SinkSpec, SinkSpecError, WebhookOptions, WorkerError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
-
-const SECRET: &str = "s3cr3t-for-tests";
-
-/// One request the test receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    event_id: String,
-    signature: String,
-    body: Bytes,
-}
-
-/// Answers by event id and the number of times it has seen that id (1-based).
-type Answer = Arc<dyn Fn(&str, u32) -> StatusCode + Send + Sync>;
-
-#[derive(Clone)]
-struct Receiver {
-    log: Arc<Mutex<Vec<Received>>>,
-    seen: Arc<Mutex<BTreeMap<String, u32>>>,
-    answer: Answer,
-}
-
-impl Receiver {
-    fn requests(&self) -> Vec<Received> {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn count_for(&self, id: &str) -> u32 {
-        self.seen.lock().unwrap().get(id).copied().unwrap_or(0)
-    }
-
-    /// Event ids answered 2xx.
-    fn accepted(&self) -> Vec<String> {
-        let mut n: BTreeMap<String, u32> = BTreeMap::new();
-        let mut out = vec![];
-        for r in self.requests() {
-            let k = n.entry(r.event_id.clone()).or_insert(0);
-            *k += 1;
-            if (self.answer)(&r.event_id, *k).is_success() {
-                out.push(r.event_id);
-            }
-        }
-        out
-    }
-}
-
-async fn hook(State(rx): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let event_id = h(EVENT_ID_HEADER);
-    let n = {
-        let mut seen = rx.seen.lock().unwrap();
-        let n = seen.entry(event_id.clone()).or_insert(0);
-        *n += 1;
-        *n
-    };
-    let status = (rx.answer)(&event_id, n);
-    rx.log.lock().unwrap().push(Received {
-        event_id,
-        signature: h(SIGNATURE_HEADER),
-        body,
-    });
-    status
-}
-
-/// Starts a receiver on 127.0.0.1:0; returns its URL.
-async fn receiver(answer: Answer) -> (String, Receiver) {
-    let rx = Receiver {
-        log: Arc::default(),
-        seen: Arc::default(),
-        answer,
-    };
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(hook))
-        .with_state(rx.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), rx)
-}
-
-fn webhook_opts() -> WebhookOptions {
-    WebhookOptions {
-        secret: Some(SECRET.into()),
-        timeout: Duration::from_secs(5),
-        attempts: 3,
-        backoff: BackoffConfig::new(Duration::from_millis(1), Duration::from_millis(10)),
-    }
-}
 
 /// Verifies the way a receiver would: HMAC-SHA256 over the raw body, constant-time.
 fn verify(secret: &str, body: &[u8], header: &str) -> bool {
@@ -152,7 +54,7 @@ async fn webhook_is_signed_and_recovers_from_500s() {
     let store = memory().await;
     let published = publish(&store, "s", 5).await;
     // Each event: 500, 500, then 204 (within one delivery's 3 attempts).
-    let (url, rx) = receiver(Arc::new(|_, n| {
+    let (url, rx) = receiver(Arc::new(|_, n, _| {
         if n <= 2 {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
@@ -196,7 +98,7 @@ async fn webhook_is_signed_and_recovers_from_500s() {
 async fn webhook_that_never_recovers_is_dead_lettered() {
     let store = memory().await;
     let published = publish(&store, "s", 2).await;
-    let (url, rx) = receiver(Arc::new(|_, _| StatusCode::SERVICE_UNAVAILABLE)).await;
+    let (url, rx) = receiver(Arc::new(|_, _, _| StatusCode::SERVICE_UNAVAILABLE)).await;
     let mut c = cfg("hooks", "w");
     c.webhook = WebhookOptions {
         attempts: 2,
@@ -228,7 +130,7 @@ async fn webhook_400_is_dead_lettered_at_once() {
     let published = publish(&store, "s", 3).await;
     let bad = published[1].to_string();
     let refused = bad.clone();
-    let (url, rx) = receiver(Arc::new(move |id, _| {
+    let (url, rx) = receiver(Arc::new(move |id, _, _| {
         if id == refused {
             StatusCode::BAD_REQUEST
         } else {

@@ -1,6 +1,10 @@
 //! Appending a segment: the idempotency key that makes a retry safe, and the retries
 //! themselves. A retry without a key could store a segment twice (the first call may
 //! have been applied before its answer was lost), so only keyed appends are retried.
+//! The retries ride over a short blip only: all of them together stay within the
+//! service's append budget, so during a longer outage (a Redis Cluster failover) a
+//! client gets its 503 and `Retry-After` within a bounded time rather than waiting for
+//! attempt after attempt to time out.
 
 use std::time::Duration;
 
@@ -86,7 +90,8 @@ impl AppendError {
 impl SessionService {
     /// Appends a segment and returns its `seq`. With a key, a repeat of an append that
     /// was applied answers the first `seq` and stores nothing, and a store error is
-    /// retried a few times (safe, because of the key); without one, it is tried once.
+    /// retried a few times (safe, because of the key) within the append budget, which
+    /// also cuts an attempt still running at its end; without a key it is tried once.
     pub async fn append(
         &self,
         tenant: &str,
@@ -95,13 +100,21 @@ impl SessionService {
         key: Option<&IdempotencyKey>,
     ) -> Result<u64, AppendError> {
         let attempts = if key.is_some() { ATTEMPTS } else { 1 };
+        let deadline = tokio::time::Instant::now() + self.append_budget;
         let mut pause = FIRST_PAUSE;
         let mut attempt = 1;
         loop {
-            let result = self
-                .store
-                .append_segment_once(tenant, id, segment, key.map(IdempotencyKey::as_str))
-                .await;
+            let once = self.store.append_segment_once(
+                tenant,
+                id,
+                segment,
+                key.map(IdempotencyKey::as_str),
+            );
+            let result = match tokio::time::timeout_at(deadline, once).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Timeout(self.append_budget)),
+            };
+            let retry = attempt < attempts && tokio::time::Instant::now() + pause < deadline;
             match result {
                 Ok(AppendOutcome::Appended { seq, .. }) | Ok(AppendOutcome::Repeated { seq }) => {
                     return Ok(seq)
@@ -110,7 +123,7 @@ impl SessionService {
                 Ok(AppendOutcome::Completed) => return Err(AppendError::Completed),
                 Ok(AppendOutcome::Full) => return Err(AppendError::Full),
                 Ok(AppendOutcome::KeyReused) => return Err(AppendError::KeyReused),
-                Err(e) if attempt < attempts => {
+                Err(e) if retry => {
                     tracing::warn!(error = %e, attempt, "appending a segment failed; retrying with its key");
                     tokio::time::sleep(pause).await;
                     pause *= 3;

@@ -24,11 +24,18 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct SessionService {
     store: DynStore,
+    /// How long a keyed append may take, its retries included (see [`append`]).
+    append_budget: std::time::Duration,
 }
 
 impl SessionService {
-    pub fn new(store: DynStore) -> Self {
-        Self { store }
+    /// `store_timeout` is the store's command timeout (`EARSHOT_REDIS_TIMEOUT`): a keyed
+    /// append is retried for at most twice that, one write plus its `WAIT`.
+    pub fn new(store: DynStore, store_timeout: std::time::Duration) -> Self {
+        Self {
+            store,
+            append_budget: store_timeout * 2,
+        }
     }
 
     /// Creates a session; 409 `session_exists` if the id is taken in any tenant.

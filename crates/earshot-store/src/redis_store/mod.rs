@@ -193,7 +193,13 @@ impl Store for RedisStore {
             self.append_segment_impl(tenant, id, segment, key),
         )
         .await?;
-        if matches!(r, AppendOutcome::Appended { .. }) {
+        // A repeat is acknowledged like the first answer, so it waits for replicas too:
+        // the first attempt may have failed in `WAIT`, leaving the segment on the
+        // primary alone.
+        if matches!(
+            r,
+            AppendOutcome::Appended { .. } | AppendOutcome::Repeated { .. }
+        ) {
             self.replicate(self.keys.metadata(id)).await?;
         }
         Ok(r)

@@ -40,8 +40,12 @@ return 1
 /// segment JSON, TTL refresh of the session keys and the tenant index, and the
 /// `transcript_segment` event carrying that seq. With an idempotency key, a key seen
 /// before answers its first seq (same body fingerprint) or {4} (another body) and writes
-/// nothing; a new key is recorded in the same write. Past the session's segment or byte
-/// limit it answers {5} and writes nothing.
+/// nothing visible; a new key is recorded in the same write. Past the session's segment
+/// or byte limit it answers {5} and writes nothing.
+///
+/// A repeat rewrites the idempotency hash's own TTL unchanged: a write that reaches the
+/// replicas, so `WAIT` after it (`EARSHOT_REDIS_WAIT`) also covers the first append,
+/// which may have come over another connection and not be replicated yet.
 ///
 /// KEYS: metadata, transcript, segments, tenant index, event stream, idempotency.
 /// ARGV: tenant, text, json tail, ttl_ms, maxlen, idempotency key ('' for none), body
@@ -59,6 +63,8 @@ if ARGV[6] ~= '' then
   if prior then
     local sep = string.find(prior, ':', 1, true)
     if string.sub(prior, sep + 1) ~= ARGV[7] then return {4} end
+    local ttl = redis.call('PTTL', KEYS[6])
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
     return {3, tonumber(string.sub(prior, 1, sep - 1))}
   end
 end

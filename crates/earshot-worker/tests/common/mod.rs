@@ -3,6 +3,8 @@
 //! publishing and the delivery invariants every test checks.
 #![allow(dead_code)]
 
+pub mod webhook;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
