@@ -89,7 +89,7 @@ pub async fn stream(
         MAX_FRAME_AUDIO,
     );
 
-    state
+    let session = state
         .sessions
         .find_or_create(
             &tenant,
@@ -124,6 +124,7 @@ pub async fn stream(
         idle_timeout: speech.idle_timeout,
         shutdown: state.shutdown.clone(),
         resume_after_seq: params.resume_after_seq,
+        stored_finals: session.segment_count,
         send_partials: true,
         english_only: engine.is_english_only(),
         max_prompt_chars: engine.config().max_prompt_chars,

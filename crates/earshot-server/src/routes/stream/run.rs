@@ -37,6 +37,9 @@ pub struct StreamCtx {
     pub idle_timeout: Duration,
     pub shutdown: CancellationToken,
     pub resume_after_seq: Option<u64>,
+    /// Finals the session held when the stream opened: without any, there is no time line
+    /// to continue and nothing to replay, so the transcript is not read.
+    pub stored_finals: u64,
     /// Whether partials are sent (`configure` can turn them off).
     pub send_partials: bool,
     /// The loaded model cannot translate (`configure` is checked against it).
@@ -205,6 +208,9 @@ async fn drain(
 /// continues its time line after the last of them, and with `resume_after_seq` first gets
 /// the finals the client has not seen.
 async fn resume(ctx: &mut StreamCtx, out: &Outbox) {
+    if ctx.stored_finals == 0 {
+        return;
+    }
     let transcript = match ctx
         .sessions
         .store()
