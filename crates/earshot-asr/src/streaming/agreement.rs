@@ -18,7 +18,23 @@ pub fn strip_committed(
     // Align the committed words to a prefix of the new decode by edit distance.
     let cw: Vec<String> = committed.iter().map(|w| norm_word(&w.text)).collect();
     let nw: Vec<String> = new.iter().map(|w| norm_word(&w.text)).collect();
-    let (k, dist) = aligned_prefix(&cw, &nw);
+    let distances = prefix_distances(&cw, &nw);
+    let dist = distances.iter().copied().min().unwrap_or(usize::MAX);
+    // Among equally good prefixes, the one that ends where the committed words ended. With
+    // few committed words the edit distance alone is ambiguous: "x" against "a b" is one
+    // edit whether "a" is a revision of "x" or a new word, and taking the wrong one would
+    // drop a new word.
+    let boundary = |k: usize| match k {
+        0 => new.first().map(|w| w.start_ms),
+        _ => Some(new[k - 1].end_ms),
+    };
+    let k = (0..distances.len())
+        .filter(|&k| distances[k] == dist)
+        .min_by_key(|&k| {
+            let off = boundary(k).map_or(i64::MAX, |b| (b - last_committed_end_ms).abs());
+            (off, k.abs_diff(cw.len()))
+        })
+        .unwrap_or(0);
     if dist <= (cw.len() / 2).max(1) {
         new.drain(..k);
         return new;
@@ -45,6 +61,19 @@ pub fn strip_committed(
 /// closest to `committed.len()`), and that distance.
 pub fn aligned_prefix(committed: &[String], new: &[String]) -> (usize, usize) {
     let m = committed.len();
+    let mut best = (0usize, usize::MAX);
+    for (k, d) in prefix_distances(committed, new).into_iter().enumerate() {
+        let closer = k.abs_diff(m) < best.0.abs_diff(m);
+        if d < best.1 || (d == best.1 && closer) {
+            best = (k, d);
+        }
+    }
+    best
+}
+
+/// Word edit distance between `committed` and each prefix `new[..k]`, indexed by `k`.
+fn prefix_distances(committed: &[String], new: &[String]) -> Vec<usize> {
+    let m = committed.len();
     // prev[j] = distance(committed[..i], new[..j])
     let mut prev: Vec<usize> = (0..=new.len()).collect();
     for i in 1..=m {
@@ -55,19 +84,43 @@ pub fn aligned_prefix(committed: &[String], new: &[String]) -> (usize, usize) {
         }
         prev = cur;
     }
-    let mut best = (0usize, usize::MAX);
-    for (k, d) in prev.iter().enumerate() {
-        let closer = k.abs_diff(m) < best.0.abs_diff(m);
-        if *d < best.1 || (*d == best.1 && closer) {
-            best = (k, *d);
-        }
-    }
-    best
+    prev
 }
 
 #[cfg(test)]
 mod tests {
-    use super::aligned_prefix;
+    use super::{aligned_prefix, strip_committed};
+    use crate::Word;
+
+    fn words(spec: &[(&str, i64, i64)]) -> Vec<Word> {
+        spec.iter()
+            .map(|&(text, start_ms, end_ms)| Word {
+                text: text.into(),
+                start_ms,
+                end_ms,
+                prob: 1.0,
+            })
+            .collect()
+    }
+
+    fn texts(w: &[Word]) -> Vec<&str> {
+        w.iter().map(|w| w.text.as_str()).collect()
+    }
+
+    #[test]
+    fn one_committed_word_misheard_again_is_told_from_a_new_word_by_time() {
+        let committed = words(&[("harbour", 1000, 1500)]);
+        // The next decode no longer hears "harbour" (its audio starts the window) and goes
+        // straight on with the new words: none of them may be taken for the committed one.
+        let new = words(&[("tonight", 1600, 2000), ("we", 2050, 2200)]);
+        assert_eq!(
+            texts(&strip_committed(&committed, 1500, new)),
+            ["tonight", "we"]
+        );
+        // It hears it, revised: that revision is the committed word, not a new one.
+        let new = words(&[("harbor", 1000, 1480), ("tonight", 1600, 2000)]);
+        assert_eq!(texts(&strip_committed(&committed, 1500, new)), ["tonight"]);
+    }
 
     fn v(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
