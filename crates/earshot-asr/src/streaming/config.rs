@@ -31,7 +31,7 @@ pub struct StreamConfig {
     pub decode_budget_ms: u64,
     /// Hard cap of the decoded window (ms); every decode's cost grows with the window. Speech
     /// that fills it without a pause is committed up to `stable_margin_ms` before its end,
-    /// and the window is cut to at most three quarters of it.
+    /// and the window is cut to at most half of it (about a third, usually).
     pub max_window_ms: u64,
     /// Audio kept before the detected speech start (ms).
     pub preroll_ms: u64,
@@ -41,6 +41,11 @@ pub struct StreamConfig {
     /// hears the previous words again; after a longer pause the window restarts (the
     /// committed text stays as the prompt).
     pub context_gap_ms: u64,
+    /// Of that previous utterance, at most this much audio (ms) before the new speech stays
+    /// in the window. A little is all whisper needs to hear the new words in context (the
+    /// older committed text is still in the prompt); more would make every decode of the
+    /// new utterance dearer and fill the window, forcing commits at its cap.
+    pub context_keep_ms: u64,
     /// Encoder context of the partial and interval commit decodes: tighter than the
     /// engine's, since the words near the window's end are not committed by them anyway.
     pub audio_ctx: AudioCtx,
@@ -52,15 +57,16 @@ impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             vad: VadConfig::default(),
-            stable_margin_ms: 1_500,
+            stable_margin_ms: 1_000,
             decode_interval_ms: 1_000,
             first_decode_ms: 500,
             partial_max_wait_ms: 400,
             decode_budget_ms: 10_000,
-            max_window_ms: 8_000,
+            max_window_ms: 10_000,
             preroll_ms: 300,
             partials: true,
             context_gap_ms: 1_000,
+            context_keep_ms: 2_000,
             audio_ctx: AudioCtx::Adaptive {
                 margin_ms: 2_000,
                 floor_ms: 5_000,

@@ -75,21 +75,29 @@ impl StreamingTranscriber {
     ) -> Result<(), EngineError> {
         let new = match self.commit_decode(false).await {
             Ok(new) => new,
-            // The window is still cut (its oldest words committed as the last decode saw
-            // them), so the next decode is no dearer than this one.
+            // The window is still made smaller, so the next decode is no dearer than this one.
             Err(EngineError::OverBudget) => {
-                self.enforce_window_cap(events);
+                self.shrink_after_failed_decode(events);
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
         if !self.plausible(&new) {
-            // An echo of the prompt or of committed text: this decode tells us nothing. The
-            // window is still cut, as when over budget: left at its cap, it would be
-            // decoded again on every frame (each decode seeing the same echo) while the
-            // stream falls further behind with every one.
+            // An echo of the prompt or of committed text, or a loop: this decode tells us
+            // nothing. The window is still made smaller, as when over budget: left at its
+            // cap, it would be decoded again on every frame (each decode seeing the same
+            // echo) while the stream falls further behind with every one.
             metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
-            self.enforce_window_cap(events);
+            tracing::debug!(
+                window_from = self.buf_start / SPM,
+                window_to = self.total / SPM,
+                last_committed_end_ms = self.last_committed_end_ms,
+                in_window = %crate::text::join_words(&self.committed_in_window),
+                new = %crate::text::join_words(&new),
+                first_word_ms = new.first().map(|w| w.start_ms),
+                "implausible commit at cap"
+            );
+            self.shrink_after_failed_decode(events);
             return Ok(());
         }
         let stable_end = (self.total / SPM).saturating_sub(self.cfg.stable_margin_ms) as i64;
@@ -114,6 +122,14 @@ impl StreamingTranscriber {
         Ok(())
     }
 
+    /// The commit decode at the cap gave nothing usable. Dropping the committed context
+    /// loses no words; only if the uncommitted audio alone fills the window is it cut, its
+    /// oldest words committed as the last good decode saw them.
+    fn shrink_after_failed_decode(&mut self, events: &mut Vec<StreamEvent>) {
+        self.drop_committed_context();
+        self.enforce_window_cap(events);
+    }
+
     /// Decode the window one last time and commit everything in it.
     pub(super) async fn commit_all(
         &mut self,
@@ -121,7 +137,15 @@ impl StreamingTranscriber {
     ) -> Result<(), EngineError> {
         let has_something = self.in_utterance || !self.tail.is_empty();
         if has_something && !self.buf.is_empty() {
-            let commit = match self.commit_decode(true).await {
+            let mut decoded = self.commit_decode(true).await;
+            // An echo or a loop where the window holds committed context: decode the
+            // utterance once more without that context rather than lose it.
+            if matches!(&decoded, Ok(new) if !self.plausible(new)) && self.drop_committed_context()
+            {
+                metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
+                decoded = self.commit_decode(true).await;
+            }
+            let commit = match decoded {
                 Ok(new) if !self.plausible(&new) => {
                     metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
                     std::mem::take(&mut self.tail)

@@ -51,6 +51,14 @@ impl StreamingTranscriber {
         if since < interval * SPM || self.buf.is_empty() {
             return false;
         }
+        // The speaker has paused: if the pause goes on, the utterance ends within the
+        // endpointing silence and its final decode makes this partial stale before it is
+        // done (work thrown away while other streams wait); if speech resumes, the partial
+        // comes with it, and has something new to show.
+        let silent_ms = (self.total / SPM).saturating_sub(self.vad.last_voiced_end_ms());
+        if silent_ms * 3 >= self.cfg.vad.endpoint_silence_ms {
+            return false;
+        }
         // The language is detected by the first commit decode, whose audio is fixed by the
         // stream (a partial's depends on timing): until then there are no partials, so the
         // same audio always gets the same language.

@@ -28,6 +28,37 @@ impl StreamingTranscriber {
         }
     }
 
+    /// Speech starts again after a short pause: of the previous utterance's committed
+    /// words, only those ending within `context_keep_ms` before `speech_start` stay in the
+    /// window; the older ones become prompt text and their audio is dropped.
+    pub(super) fn bound_context(&mut self, speech_start: u64) {
+        let keep_from = speech_start.saturating_sub(self.cfg.context_keep_ms * SPM);
+        let n = self
+            .committed_in_window
+            .iter()
+            .take_while(|w| (w.end_ms.max(0) as u64) * SPM <= keep_from)
+            .count();
+        if n == 0 {
+            return;
+        }
+        let cut = (self.committed_in_window[n - 1].end_ms.max(0) as u64) * SPM;
+        self.retire_first(n);
+        self.trim_to(cut);
+    }
+
+    /// A decode of the window told nothing usable (an echo, a loop, over budget): drop the
+    /// committed context from the window, which is what whisper most often echoes, and
+    /// keep every uncommitted sample. Whether anything was dropped.
+    pub(super) fn drop_committed_context(&mut self) -> bool {
+        let Some(last) = self.committed_in_window.last() else {
+            return false;
+        };
+        let cut = (last.end_ms.max(0) as u64) * SPM;
+        self.retire_first(self.committed_in_window.len());
+        self.trim_to(cut);
+        true
+    }
+
     /// Drop window audio before stream sample `s`.
     pub(super) fn trim_to(&mut self, s: u64) {
         if s <= self.buf_start {
@@ -82,7 +113,11 @@ impl StreamingTranscriber {
         if (self.buf.len() as u64) < max {
             return;
         }
-        let target = self.total.saturating_sub(max / 2);
+        // Cut deep: the window keeps about a third of the cap (the stable margin's
+        // uncommitted words and a little committed context), so that speech going on
+        // without a pause reaches the cap again only after two thirds of it. Each commit at
+        // the cap is a decode of the whole window, the dearest kind there is.
+        let target = self.total.saturating_sub(max / 3);
         let n_old = self
             .tail
             .iter()
@@ -114,9 +149,9 @@ impl StreamingTranscriber {
                     .unwrap_or(target),
             ),
         };
-        // However the words fall, the window shrinks to at most 3/4 of the cap: cutting a
+        // However the words fall, the window shrinks to at most half the cap: cutting a
         // little at a time would run a commit decode on every frame after this one.
-        let floor = self.total.saturating_sub(max * 3 / 4);
+        let floor = self.total.saturating_sub(max / 2);
         let cut = cut.min(self.total).max(floor);
         let n_retire = n_retire.max(
             self.committed_in_window
