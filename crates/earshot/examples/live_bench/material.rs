@@ -19,6 +19,8 @@ pub enum Material {
     Unseen,
     /// The second held-out pool ([`crate::unseen::B`]): the figures to publish.
     UnseenB,
+    /// The third held-out pool ([`crate::unseen::C`]).
+    UnseenC,
 }
 
 impl std::str::FromStr for Material {
@@ -30,8 +32,9 @@ impl std::str::FromStr for Material {
             "mixed" => Ok(Self::Mixed),
             "unseen" => Ok(Self::Unseen),
             "unseen-b" => Ok(Self::UnseenB),
+            "unseen-c" => Ok(Self::UnseenC),
             _ => Err(format!(
-                "--material must be clips, espeak, mixed, unseen or unseen-b, not {s:?}"
+                "--material must be clips, espeak, mixed, unseen, unseen-b or unseen-c, not {s:?}"
             )),
         }
     }
@@ -132,6 +135,7 @@ pub fn load_pool(
         }
         Material::Unseen => pool.extend(crate::unseen::synthesize(&crate::unseen::A, cache_dir)?),
         Material::UnseenB => pool.extend(crate::unseen::synthesize(&crate::unseen::B, cache_dir)?),
+        Material::UnseenC => pool.extend(crate::unseen::synthesize(&crate::unseen::C, cache_dir)?),
     }
     if pool.is_empty() {
         return Err("no utterances".into());
