@@ -41,11 +41,6 @@ pub struct StreamConfig {
     /// hears the previous words again; after a longer pause the window restarts (the
     /// committed text stays as the prompt).
     pub context_gap_ms: u64,
-    /// Of that previous utterance, at most this much audio (ms) before the new speech stays
-    /// in the window. A little is all whisper needs to hear the new words in context (the
-    /// older committed text is still in the prompt); more would make every decode of the
-    /// new utterance dearer and fill the window, forcing commits at its cap.
-    pub context_keep_ms: u64,
     /// Encoder context of the partial and interval commit decodes: tighter than the
     /// engine's, since the words near the window's end are not committed by them anyway.
     pub audio_ctx: AudioCtx,
@@ -66,7 +61,6 @@ impl Default for StreamConfig {
             preroll_ms: 300,
             partials: true,
             context_gap_ms: 1_000,
-            context_keep_ms: 2_000,
             audio_ctx: AudioCtx::Adaptive {
                 margin_ms: 2_000,
                 floor_ms: 5_000,

@@ -269,9 +269,6 @@ impl StreamingTranscriber {
     fn on_speech_started(&mut self, at_ms: u64, events: &mut Vec<StreamEvent>) {
         self.in_utterance = true;
         let start_sample = at_ms * SPM;
-        if self.tail.is_empty() {
-            self.bound_context(start_sample);
-        }
         // Keep the pre-roll before the speech start, drop older audio.
         let keep_from = start_sample.saturating_sub(self.cfg.preroll_ms * SPM);
         if self.tail.is_empty() && self.committed_in_window.is_empty() {

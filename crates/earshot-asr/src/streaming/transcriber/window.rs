@@ -28,24 +28,6 @@ impl StreamingTranscriber {
         }
     }
 
-    /// Speech starts again after a short pause: of the previous utterance's committed
-    /// words, only those ending within `context_keep_ms` before `speech_start` stay in the
-    /// window; the older ones become prompt text and their audio is dropped.
-    pub(super) fn bound_context(&mut self, speech_start: u64) {
-        let keep_from = speech_start.saturating_sub(self.cfg.context_keep_ms * SPM);
-        let n = self
-            .committed_in_window
-            .iter()
-            .take_while(|w| (w.end_ms.max(0) as u64) * SPM <= keep_from)
-            .count();
-        if n == 0 {
-            return;
-        }
-        let cut = (self.committed_in_window[n - 1].end_ms.max(0) as u64) * SPM;
-        self.retire_first(n);
-        self.trim_to(cut);
-    }
-
     /// A decode of the window told nothing usable (an echo, a loop, over budget): drop the
     /// committed context from the window, which is what whisper most often echoes, and
     /// keep every uncommitted sample. Whether anything was dropped.
