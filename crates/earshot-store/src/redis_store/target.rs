@@ -107,10 +107,23 @@ impl Conn {
     ) -> RedisResult<Value> {
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(replicas).arg(timeout.as_millis() as u64);
-        self.route_by_key(cmd, key).await
+        match self {
+            // redis-rs sends a command routed to a node it is not connected to (a primary
+            // that just died) to any connected node, and another shard's primary would
+            // answer WAIT with *its* replicas: a write to a primary with none would be
+            // confirmed. A keyed command ahead of it on the same connection fails (MOVED)
+            // anywhere but on the slot's primary, so a WAIT that runs at all runs there.
+            Self::Cluster(c) => {
+                let mut p = redis::pipe();
+                p.cmd("EXISTS").arg(key).ignore().add_command(cmd);
+                let (n,): (i64,) = p.query_async(c).await?;
+                Ok(Value::Int(n))
+            }
+            other => cmd.query_async(other).await,
+        }
     }
 
-    /// Runs a keyless command (`WAIT`, `SCAN`) on the primary holding `key`'s slot on a
+    /// Runs a keyless command (`SCAN`) on the primary holding `key`'s slot on a
     /// cluster; on standalone there is only the one server.
     pub(super) async fn route_by_key(&mut self, cmd: Cmd, key: &str) -> RedisResult<Value> {
         match self {
