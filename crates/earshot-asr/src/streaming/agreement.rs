@@ -57,20 +57,6 @@ pub fn strip_committed(
     new
 }
 
-/// The prefix `new[..k]` that best matches `committed` (word edit distance; ties go to the `k`
-/// closest to `committed.len()`), and that distance.
-pub fn aligned_prefix(committed: &[String], new: &[String]) -> (usize, usize) {
-    let m = committed.len();
-    let mut best = (0usize, usize::MAX);
-    for (k, d) in prefix_distances(committed, new).into_iter().enumerate() {
-        let closer = k.abs_diff(m) < best.0.abs_diff(m);
-        if d < best.1 || (d == best.1 && closer) {
-            best = (k, d);
-        }
-    }
-    best
-}
-
 /// Word edit distance between `committed` and each prefix `new[..k]`, indexed by `k`.
 fn prefix_distances(committed: &[String], new: &[String]) -> Vec<usize> {
     let m = committed.len();
@@ -89,7 +75,7 @@ fn prefix_distances(committed: &[String], new: &[String]) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{aligned_prefix, strip_committed};
+    use super::strip_committed;
     use crate::Word;
 
     fn words(spec: &[(&str, i64, i64)]) -> Vec<Word> {
@@ -122,19 +108,47 @@ mod tests {
         assert_eq!(texts(&strip_committed(&committed, 1500, new)), ["tonight"]);
     }
 
-    fn v(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    /// Words `spec` spoken one after another, 300 ms each, from `from_ms`.
+    fn spoken(spec: &str, from_ms: i64) -> Vec<Word> {
+        let w: Vec<(&str, i64, i64)> = spec
+            .split_whitespace()
+            .enumerate()
+            .map(|(i, t)| (t, from_ms + 300 * i as i64, from_ms + 300 * (i as i64 + 1)))
+            .collect();
+        words(&w)
+    }
+
+    fn stripped(committed: &str, new: &str) -> Vec<String> {
+        let committed = spoken(committed, 0);
+        let end = committed.last().map_or(-1, |w| w.end_ms);
+        let new = spoken(new, 0);
+        texts(&strip_committed(&committed, end, new))
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     #[test]
-    fn alignment() {
+    fn committed_words_are_found_again_revised_or_with_a_word_more() {
+        // Revised ("close" -> "clubs"): the first three words are the committed ones.
         assert_eq!(
-            aligned_prefix(&v("ten of close"), &v("ten of clubs seven of clubs")),
-            (3, 1)
+            stripped("ten of close", "ten of clubs seven of clubs"),
+            ["seven", "of", "clubs"]
         );
-        assert_eq!(aligned_prefix(&v("a b c"), &v("a b c d")), (3, 0));
-        assert_eq!(aligned_prefix(&v("a b c"), &v("a x b c d")), (4, 1));
-        assert_eq!(aligned_prefix(&v("a b c"), &v("c d e")), (1, 2));
-        assert_eq!(aligned_prefix(&v("a b"), &v("")), (0, 2));
+        assert_eq!(stripped("a b c", "a b c d"), ["d"]);
+        // A word more among the committed ones is theirs, not new.
+        let committed = spoken("a b c", 0);
+        let new = words(&[
+            ("a", 0, 300),
+            ("x", 300, 450),
+            ("b", 450, 600),
+            ("c", 600, 900),
+            ("d", 900, 1200),
+        ]);
+        assert_eq!(texts(&strip_committed(&committed, 900, new)), ["d"]);
+        // Too far from the committed words to be them: only what starts after them is new.
+        let new = spoken("c d e", 600);
+        assert_eq!(texts(&strip_committed(&committed, 900, new)), ["d", "e"]);
+        assert!(stripped("a b", "").is_empty());
     }
 }

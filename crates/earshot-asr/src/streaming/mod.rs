@@ -31,7 +31,6 @@ mod live;
 mod timing;
 mod transcriber;
 
-pub use agreement::aligned_prefix;
 pub use backlog::{Backlog, BacklogPermit, FrameTooLarge};
 pub use config::{StreamConfig, StreamEvent, StreamStats};
 pub use live::{LiveError, LiveStream};
