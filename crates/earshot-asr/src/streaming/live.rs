@@ -87,7 +87,7 @@ impl LiveStream {
 
     /// The events of the last call on the session's time line, after the language
     /// detected during it (if any).
-    fn with_detection(&mut self, mut events: Vec<StreamEvent>) -> Vec<StreamEvent> {
+    fn on_session_timeline(&mut self, mut events: Vec<StreamEvent>) -> Vec<StreamEvent> {
         if self.origin_ms > 0 {
             for e in &mut events {
                 e.shift(self.origin_ms);
@@ -114,7 +114,7 @@ impl LiveStream {
     ) -> Result<Vec<StreamEvent>, LiveError> {
         let samples = self.decoder.push(frame)?;
         let events = self.transcriber.feed(&samples, received_at).await?;
-        Ok(self.with_detection(events))
+        Ok(self.on_session_timeline(events))
     }
 
     /// The stream has no audio waiting: start a partial decode if one is due.
@@ -126,13 +126,13 @@ impl LiveStream {
     /// Cancel-safe, for a `select!` beside the socket.
     pub async fn next_partial(&mut self) -> Result<Vec<StreamEvent>, LiveError> {
         let events = self.transcriber.partial_ready().await?;
-        Ok(self.with_detection(events))
+        Ok(self.on_session_timeline(events))
     }
 
     /// Finalize everything heard so far; the stream goes on.
     pub async fn flush(&mut self) -> Result<Vec<StreamEvent>, LiveError> {
         let events = self.transcriber.flush().await?;
-        Ok(self.with_detection(events))
+        Ok(self.on_session_timeline(events))
     }
 
     /// End of the stream: the last samples in the decoder, then every last word.
@@ -140,7 +140,7 @@ impl LiveStream {
         let tail = self.decoder.finish().unwrap_or_default();
         let mut events = self.transcriber.feed(&tail, Instant::now()).await?;
         events.extend(self.transcriber.finish().await?);
-        Ok(self.with_detection(events))
+        Ok(self.on_session_timeline(events))
     }
 
     /// Latency and work counters.

@@ -7,11 +7,13 @@
 //! * [`query`]: the query string, checked before the upgrade;
 //! * [`lock`]: one live stream per session (`lock:session:<id>:stream`);
 //! * [`run`]: the loop between the socket, the live stream and the store;
+//! * [`emit`]: the stream's events to the client, each final stored before it is sent;
 //! * [`close`]: why a stream ended and the close code the client gets;
 //! * [`claims`]: what a running stream holds, given back before the client hears the end.
 
 mod claims;
 mod close;
+mod emit;
 mod lock;
 mod query;
 mod run;
@@ -115,7 +117,7 @@ pub async fn stream(
     };
     let ctx = run::StreamCtx {
         sessions: state.sessions.clone(),
-        key_scope: run::key_scope(),
+        key_scope: emit::key_scope(),
         finals: 0,
         tenant: tenant.as_str().to_owned(),
         session_id: id.as_str().to_owned(),

@@ -1,13 +1,12 @@
 //! The loop of one live stream: the socket reader queues frames (paced by the stream's
-//! [`Backlog`]), the loop feeds them to the [`LiveStream`], persists each final through
-//! the same `Store::append_segment` as `POST …/segments` before sending it, and an
-//! [`Outbox`] task writes to the client.
+//! [`Backlog`]), the loop feeds them to the [`LiveStream`] and hands its events to
+//! [`emit`](super::emit) (finals stored before they are sent), and an [`Outbox`] task
+//! writes to the client.
 
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use earshot_asr::{Backlog, BacklogPermit, LiveError, LiveStream, StreamEvent};
-use earshot_core::NewSegment;
+use earshot_asr::{Backlog, BacklogPermit, LiveError, LiveStream};
 use earshot_store::CompleteOutcome;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -15,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::claims::Claims;
 use super::close::End;
+use super::emit::emit;
 use crate::outbox::Outbox;
-use crate::service::{segment_from_asr, AppendError, IdempotencyKey, SessionService};
+use crate::service::SessionService;
 use crate::views::session_with_transcript;
 use crate::ws_protocol::{ClientMessage, ServerMessage};
 
@@ -312,93 +312,6 @@ async fn on_text(ctx: &mut StreamCtx, out: &Outbox, text: &str) -> Result<(), En
         }
         Ok(ClientMessage::Finalize) => Err(End::Finalize),
     }
-}
-
-/// Sends events; persists each final first and sends it only once it is stored.
-async fn emit(ctx: &mut StreamCtx, out: &Outbox, events: Vec<StreamEvent>) -> Result<(), End> {
-    for ev in events {
-        match ev {
-            StreamEvent::SpeechStarted { at_ms } => {
-                out.send(&ServerMessage::SpeechStarted { at_ms })
-            }
-            StreamEvent::UtteranceEnd { at_ms } => out.send(&ServerMessage::UtteranceEnd { at_ms }),
-            StreamEvent::LanguageDetected {
-                language,
-                probability,
-            } => {
-                record_language(&ctx.sessions, &ctx.tenant, &ctx.session_id, &language).await;
-                out.send(&ServerMessage::LanguageDetected {
-                    language,
-                    probability,
-                })
-            }
-            StreamEvent::Partial {
-                rev,
-                text,
-                start_ms,
-            } => {
-                if ctx.send_partials {
-                    out.partial(&ServerMessage::Partial {
-                        rev,
-                        text,
-                        start_ms,
-                    })
-                }
-            }
-            StreamEvent::Final {
-                text,
-                start_ms,
-                end_ms,
-                words,
-            } => {
-                let Some(segment) = segment_from_asr(&text, start_ms as i64, end_ms as i64, &words)
-                else {
-                    continue;
-                };
-                let seq = persist(ctx, &segment).await?;
-                out.send(&ServerMessage::Final {
-                    seq,
-                    text: segment.text,
-                    start_ms: start_ms as i64,
-                    end_ms: end_ms as i64,
-                    words: segment.words,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Records a detected language as the session's. Best effort: the transcript does not
-/// depend on it, so a store hiccup here is logged, not fatal to the stream.
-async fn record_language(sessions: &SessionService, tenant: &str, id: &str, language: &str) {
-    if let Err(e) = sessions.store().set_language(tenant, id, language).await {
-        tracing::warn!(error = %e, "could not record the detected language");
-    }
-}
-
-/// A fresh scope for one connection's keys: a final retried within the connection
-/// keeps its key; a reconnect to the same session starts new keys.
-pub fn key_scope() -> String {
-    format!("live:{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Stores a final through the session service with its idempotency key, so the
-/// service's retries over a short store outage can never store it twice.
-async fn persist(ctx: &mut StreamCtx, segment: &NewSegment) -> Result<u64, End> {
-    let key = IdempotencyKey::ordinal(&ctx.key_scope, ctx.finals);
-    let seq = ctx
-        .sessions
-        .append(&ctx.tenant, &ctx.session_id, segment, Some(&key))
-        .await
-        .map_err(|e| match e {
-            AppendError::Completed => End::SessionCompleted,
-            AppendError::NotFound => End::SessionGone,
-            AppendError::Full => End::SessionFull,
-            e @ (AppendError::KeyReused | AppendError::Store(_)) => End::Store(e.to_string()),
-        })?;
-    ctx.finals += 1;
-    Ok(seq)
 }
 
 /// Ends the stream: delivers the last words whenever the engine still works, then the
