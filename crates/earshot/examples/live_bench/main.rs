@@ -19,7 +19,7 @@
 //! cargo run --release -p earshot --example live_bench -- --levels 4,6 --solo-from live_bench.jsonl
 //! ```
 //! Needs `espeak-ng` for `--material espeak|mixed`, Festival too for the held-out pools
-//! (`unseen`, `unseen-b`), and Flite for `unseen-c`, the one the published figures come from
+//! (`unseen`, `unseen-b`), and Flite for `unseen-c` and `unseen-d` (the held-out one now)
 //! (`apt-get install -y espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite`).
 //! Environment: `EARSHOT_MODEL` (default `/work/shared/models/ggml-tiny.en.bin`) is passed to
 //! the server; `--env KEY=VALUE` adds more server environment. Only 127.0.0.1 is used.
@@ -50,7 +50,7 @@ struct Args {
     /// Concurrency levels, each on a fresh server.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,6,8")]
     levels: Vec<usize>,
-    /// Utterance material: clips, espeak, mixed, or a held-out pool (unseen, unseen-b, unseen-c).
+    /// Utterance material: clips, espeak, mixed, or a held-out pool (unseen, unseen-b, unseen-c, unseen-d).
     #[arg(long, default_value = "mixed")]
     material: Material,
     /// earshot binary (default: $CARGO_TARGET_DIR/release/earshot or target/release/earshot).

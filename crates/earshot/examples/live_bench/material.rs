@@ -15,12 +15,8 @@ pub enum Material {
     Clips,
     Espeak,
     Mixed,
-    /// Held-out sentences and voices ([`crate::unseen::A`]).
-    Unseen,
-    /// The second held-out pool ([`crate::unseen::B`]): the figures to publish.
-    UnseenB,
-    /// The third held-out pool ([`crate::unseen::C`]).
-    UnseenC,
+    /// A held-out pool of [`crate::unseen::POOLS`] (its index).
+    Held(usize),
 }
 
 impl std::str::FromStr for Material {
@@ -30,12 +26,17 @@ impl std::str::FromStr for Material {
             "clips" => Ok(Self::Clips),
             "espeak" => Ok(Self::Espeak),
             "mixed" => Ok(Self::Mixed),
-            "unseen" => Ok(Self::Unseen),
-            "unseen-b" => Ok(Self::UnseenB),
-            "unseen-c" => Ok(Self::UnseenC),
-            _ => Err(format!(
-                "--material must be clips, espeak, mixed, unseen, unseen-b or unseen-c, not {s:?}"
-            )),
+            _ => crate::unseen::POOLS
+                .iter()
+                .position(|p| p.name == s)
+                .map(Self::Held)
+                .ok_or_else(|| {
+                    let held: Vec<&str> = crate::unseen::POOLS.iter().map(|p| p.name).collect();
+                    format!(
+                        "--material must be clips, espeak, mixed or a held-out pool ({}), not {s:?}",
+                        held.join(", ")
+                    )
+                }),
         }
     }
 }
@@ -133,9 +134,10 @@ pub fn load_pool(
             pool.extend(load_clips(audio_dir)?);
             pool.extend(synthesize(cache_dir)?);
         }
-        Material::Unseen => pool.extend(crate::unseen::synthesize(&crate::unseen::A, cache_dir)?),
-        Material::UnseenB => pool.extend(crate::unseen::synthesize(&crate::unseen::B, cache_dir)?),
-        Material::UnseenC => pool.extend(crate::unseen::synthesize(&crate::unseen::C, cache_dir)?),
+        Material::Held(i) => pool.extend(crate::unseen::synthesize(
+            &crate::unseen::POOLS[i],
+            cache_dir,
+        )?),
     }
     if pool.is_empty() {
         return Err("no utterances".into());

@@ -11,7 +11,10 @@
 //! it is no longer strictly held-out; pool B ([`B`]) replaced it for the figures after
 //! that, and was looked at in turn while the window's context policy was changed. Pool C
 //! ([`C`]: other sentences, Flite's voices, which no earlier pool used) is the held-out one
-//! now, and is retired the same way the first time a change is tuned on it.
+//! then, and was looked at while the commit at the cap and the context policy were changed.
+//! Pool D ([`D`]: instructions, reports and dialogue, with voices and accents no earlier
+//! pool used) is the held-out one now, and is retired the same way the first time a change
+//! is tuned on it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,10 +25,14 @@ use crate::material::{fnv, read_wav_16k, trim_silence, write_wav, Utterance};
 
 /// Sentences and the voices that read them, cycled.
 pub struct Pool {
-    name: &'static str,
+    /// The `--material` name.
+    pub name: &'static str,
     sentences: &'static [&'static str],
     voices: &'static [(&'static str, &'static str, f64)],
 }
+
+/// Every held-out pool, oldest first.
+pub const POOLS: [Pool; 4] = [A, B, C, D];
 
 /// The first held-out pool.
 pub const A: Pool = Pool {
@@ -49,6 +56,15 @@ pub const C: Pool = Pool {
     name: "unseen-c",
     sentences: SENTENCES_C,
     voices: VOICES_C,
+};
+
+/// The fourth held-out pool: instructions, weather and sports reports, dialogue, long
+/// lists; Flite's 8 kHz diphone voice, espeak-ng's Lancaster, New York and Caribbean
+/// accents, beside voices of earlier pools at other rates.
+pub const D: Pool = Pool {
+    name: "unseen-d",
+    sentences: SENTENCES_D,
+    voices: VOICES_D,
 };
 
 /// Written to be read aloud as written (numbers spelled out), so the text is the reference.
@@ -140,6 +156,37 @@ const VOICES_C: &[(&str, &str, f64)] = &[
     ("flite", "kal16", 1.05),
     ("flite", "awb", 1.2),
     ("espeak-ng", "en-us+f4", 145.0),
+];
+
+const SENTENCES_D: &[&str] = &[
+    "Before you start the washing machine, check the pockets for coins and make sure the filter at the bottom is clean.",
+    "Tomorrow will begin cloudy in the north with some light rain, but the afternoon should be dry and a little warmer.",
+    "United scored twice in the last ten minutes and climbed to third place in the table after a difficult season.",
+    "Excuse me, is this the right platform for the train to Manchester, or do I need to cross the bridge?",
+    "The recipe calls for two eggs, a cup of flour, half a cup of sugar and a pinch of salt.",
+    "Our team will present the results to the board on Wednesday, and the final decision is expected before Christmas.",
+    "When the fire alarm sounds, leave the building by the nearest exit and wait in the car park until you are counted.",
+    "My aunt grew up in a fishing village where every family owned a boat and every child could swim before walking.",
+    "The bank says the new card will arrive within five working days, and the old one should be cut in half.",
+    "I would love to help you move on Sunday, but I promised my sister I would look after her dog.",
+    "Heavy snow closed three mountain roads overnight, and drivers are advised to carry chains until the weekend.",
+    "The author spent eleven years writing the book, most of it at a small desk in the corner of her kitchen.",
+    "Press the green button once to start recording, and hold it down for three seconds to switch the camera off.",
+    "Shares in the airline fell sharply this morning after it warned that profits would be lower than expected.",
+    "We found a tiny kitten under the car last night, so now we have three cats and a very unhappy dog.",
+    "The festival returns to the park in July with music on four stages, food from twenty countries and free entry for children.",
+];
+
+/// Flite's `kal` is its 8 kHz diphone voice (pool C had the 16 kHz one).
+const VOICES_D: &[(&str, &str, f64)] = &[
+    ("flite", "kal", 1.0),
+    ("espeak-ng", "en-gb-x-gbclan+f1", 150.0),
+    ("festival", "voice_ked_diphone", 1.0),
+    ("flite", "rms", 0.9),
+    ("espeak-ng", "en-us-nyc+m3", 160.0),
+    ("festival", "voice_cmu_us_slt_arctic_hts", 1.05),
+    ("espeak-ng", "en-029+m1", 140.0),
+    ("flite", "slt", 1.15),
 ];
 
 /// Synthesizes a held-out pool (cached as 16 kHz WAV under `cache_dir`).
