@@ -1,13 +1,16 @@
-// One live-captions session: microphone → WebSocket → caption box. Survives
-// a dropped connection: audio is kept while offline and sent after reconnecting with
-// `resume_after_seq`, so the server replays exactly the finals this page has not shown.
+// One live-captions session: microphone → WebSocket → caption box. Survives a dropped
+// connection or a server that died: it reconnects with `resume_after_seq`, so the server
+// replays exactly the finals this page has not shown, and resends the audio no stored
+// final covers yet (kept-audio.js), so the words said around the failure are neither
+// lost nor doubled.
 
 import { ApiError, getJson, request, streamUrl } from "./api.js";
+import { KeptAudio } from "./kept-audio.js";
 import { Mic } from "./mic.js";
 
 const RATE = 16000;
-/** Audio kept while the connection is down: a minute at 16 kHz s16le. */
-const MAX_PENDING_BYTES = 60 * RATE * 2;
+/** Audio kept for sending (again): a minute at 16 kHz s16le, the oldest dropped past it. */
+const MAX_KEPT_BYTES = 60 * RATE * 2;
 const MAX_BACKOFF_MS = 5000;
 
 /** Close codes after which retrying the same request cannot help. */
@@ -24,6 +27,7 @@ export class LiveSession {
     this.state = "idle";
     this.ws = null;
     this.mic = null;
+    this.kept = new KeptAudio(RATE, MAX_KEPT_BYTES);
   }
 
   get active() {
@@ -39,9 +43,14 @@ export class LiveSession {
   async start(resumeId) {
     if (this.active) return;
     this.id = resumeId || `live-${crypto.randomUUID()}`;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.droppedBytes = 0;
+    this.kept = new KeptAudio(RATE, MAX_KEPT_BYTES);
+    // Where the next connection starts sending: a position in `kept`, or null for "at
+    // the session's last stored final" (after a connection that ended abnormally).
+    this.resumeFrom = 0;
+    // A session this page has just created has no finals: its first connection starts
+    // the time line at 0 without reading the transcript.
+    this.fresh = !resumeId;
+    this.lostSamples = 0;
     this.attempts = 0;
     this.heard = false;
     this.finishing = false;
@@ -92,57 +101,43 @@ export class LiveSession {
     this.mic = null;
     if (mic) await mic.stop();
     this.on.level(0);
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.sendPending();
+    if (this.sending()) {
+      this.sendKept();
       this.ws.send(JSON.stringify({ type: "finalize" }));
     }
     // Otherwise the next connection sends it once the kept audio is through.
   }
 
-  audio(pcm) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN && !this.draining && this.pending.length === 0) {
-      this.ws.send(pcm);
-      return;
-    }
-    this.pending.push(pcm);
-    this.pendingBytes += pcm.byteLength;
-    while (this.pendingBytes > MAX_PENDING_BYTES) {
-      const old = this.pending.shift();
-      this.pendingBytes -= old.byteLength;
-      this.droppedBytes += old.byteLength;
-    }
+  /** Whether audio goes out now: connected, the time line known, and not draining. */
+  sending() {
+    return this.ready && !this.draining && this.ws && this.ws.readyState === WebSocket.OPEN;
   }
 
-  sendPending() {
-    for (const pcm of this.pending) this.ws.send(pcm);
-    this.pending = [];
-    this.pendingBytes = 0;
+  audio(pcm) {
+    this.kept.record(pcm);
+    if (this.sending()) this.sendKept();
+  }
+
+  sendKept() {
+    for (const pcm of this.kept.unsent()) this.ws.send(pcm);
   }
 
   connect() {
     const last = this.captions.lastSeq();
     const params = { sample_rate: RATE, encoding: "pcm_s16le" };
     if (last !== null) params.resume_after_seq = last;
-    const reconnect = this.attempts > 0;
     const ws = new WebSocket(streamUrl(this.id, params));
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.opened = false;
+    this.ready = false;
     this.draining = false;
     this.lastError = null;
     ws.onopen = () => {
       this.opened = true;
       this.captions.newConnection();
-      this.sendPending();
-      if (this.finishing) {
-        ws.send(JSON.stringify({ type: "finalize" }));
-        this.status("finishing", "Finishing…");
-      } else {
-        this.status("live", this.droppedBytes ? `Live (${(this.droppedBytes / RATE / 2).toFixed(0)} s of audio were lost while offline)` : "Live");
-      }
-      // With no final shown yet there is no seq to resume after: fetch what the last
-      // connection stored (the new one holds the session's lock, so that is complete).
-      if (reconnect && last === null) this.fetchStored();
+      if (this.fresh) this.begin(ws, 0);
+      else this.timeline(ws);
     };
     ws.onmessage = (ev) => this.message(ev.data);
     ws.onclose = (ev) => this.closed(ws, ev);
@@ -166,10 +161,11 @@ export class LiveSession {
         this.heard = true;
         this.attempts = 0;
         this.captions.final(m.seq, m.text, m.start_ms, m.end_ms);
+        if (Number.isFinite(m.end_ms)) this.kept.settle(m.end_ms);
         break;
       case "draining":
         // The server is going away: what it has read is transcribed; the rest waits in
-        // `pending` for the next connection. `flush` tells it nothing more is coming.
+        // `kept` for the next connection. `flush` tells it nothing more is coming.
         this.draining = true;
         if (this.ws) this.ws.send(JSON.stringify({ type: "flush" }));
         break;
@@ -185,18 +181,58 @@ export class LiveSession {
     }
   }
 
-  async fetchStored() {
+  /**
+   * A connection to a session that may already have finals: where does its time line
+   * start? The connection holds the session's lock, so the stored transcript is complete
+   * (finals stored but never shown are among it, and are shown now); the server continues
+   * after the last final's `end_ms`, which is where the resent audio must start.
+   */
+  async timeline(ws) {
+    let t;
     try {
-      const t = await getJson(`/v1/sessions/${encodeURIComponent(this.id)}/transcript`);
-      for (const s of t.segments) this.captions.final(s.seq, s.text, s.start_ms, s.end_ms);
-    } catch {
-      // The live connection carries on; a later reconnect tries again.
+      t = await getJson(`/v1/sessions/${encodeURIComponent(this.id)}/transcript`);
+    } catch (e) {
+      if (ws !== this.ws) return;
+      // Without it the audio could be sent twice or not at all: try a new connection.
+      this.lastError = { message: `the stored transcript could not be read (${e.message || e})` };
+      ws.close();
+      return;
+    }
+    if (ws !== this.ws) return;
+    let endMs = 0;
+    for (const s of t.segments) {
+      this.captions.final(s.seq, s.text, s.start_ms, s.end_ms);
+      if (Number.isFinite(s.end_ms)) endMs = Math.max(endMs, s.end_ms);
+    }
+    this.begin(ws, endMs);
+  }
+
+  /** The connection's time line starts at `ms`: send the kept audio from where it belongs. */
+  begin(ws, ms) {
+    const from = this.resumeFrom ?? this.kept.positionOf(ms);
+    this.lostSamples += this.kept.rewind(from, ms);
+    this.fresh = false;
+    this.ready = true;
+    if (!this.draining) this.sendKept();
+    if (this.finishing) {
+      if (!this.draining) ws.send(JSON.stringify({ type: "finalize" }));
+      this.status("finishing", "Finishing…");
+    } else {
+      const lost = this.kept.seconds(this.lostSamples);
+      this.status("live", lost ? `Live (${lost.toFixed(1)} s of audio were lost while offline)` : "Live");
     }
   }
 
   async closed(ws, ev) {
     if (ws !== this.ws) return;
     this.ws = null;
+    if (this.ready) {
+      // After a graceful restart (`draining`, close 1012) the old server transcribed all
+      // it read: send only what it never got. After anything else, what it read but did
+      // not finalize may be gone with it: resend from the session's last stored final.
+      this.resumeFrom = this.draining && ev.code === 1012 ? this.kept.sent : null;
+      this.ready = false;
+    }
     const err = this.lastError;
     if (this.completed) {
       this.teardown();
@@ -273,8 +309,8 @@ export class LiveSession {
       ws.onclose = null;
       ws.close();
     }
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.ready = false;
+    this.kept = new KeptAudio(RATE, MAX_KEPT_BYTES);
   }
 
   fail(e) {

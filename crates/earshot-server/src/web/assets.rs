@@ -32,6 +32,7 @@ pub const ALL: &[Asset] = &[
     asset!("api.js", JS),
     asset!("keys.js", JS),
     asset!("live.js", JS),
+    asset!("kept-audio.js", JS),
     asset!("mic.js", JS),
     asset!("capture-worklet.js", JS),
     asset!("captions.js", JS),
