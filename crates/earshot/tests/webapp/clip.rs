@@ -17,9 +17,16 @@ fn silence(ms: u32) -> Vec<i16> {
 /// as is) of `clips` separated by 1.2 s pauses (2 s before, 3 s after, so the last words end
 /// well before the audio does) and returns its reference text.
 pub fn speech_wav(clips: &[&str], out: &Path) -> String {
+    speech_wav_spans(clips, out).0
+}
+
+/// [`speech_wav`], also returning where each clip starts and ends in the speech (ms).
+pub fn speech_wav_spans(clips: &[&str], out: &Path) -> (String, Vec<(u64, u64)>) {
     let refs = references();
     let mut samples = silence(2000);
     let mut reference = Vec::new();
+    let mut spans = Vec::new();
+    let ms = |n: usize| n as u64 * 1000 / u64::from(RATE);
     for (i, clip) in clips.iter().enumerate() {
         if i > 0 {
             samples.extend(silence(1200));
@@ -27,7 +34,9 @@ pub fn speech_wav(clips: &[&str], out: &Path) -> String {
         let mut r = hound::WavReader::open(audio_dir().join(clip))
             .unwrap_or_else(|e| panic!("read {clip}: {e}"));
         assert_eq!(r.spec().sample_rate, RATE, "{clip} is 16 kHz");
+        let start = samples.len();
         samples.extend(r.samples::<i16>().map(|s| s.unwrap()));
+        spans.push((ms(start), ms(samples.len())));
         let text = refs
             .iter()
             .find(|(f, _)| f == clip)
@@ -51,5 +60,5 @@ pub fn speech_wav(clips: &[&str], out: &Path) -> String {
         }
     }
     w.finalize().unwrap();
-    reference.join(" ")
+    (reference.join(" "), spans)
 }

@@ -1,7 +1,7 @@
 //! The web app at `/`, in a real headless Chromium with a fake microphone playing speech,
 //! driven only through the page's `data-testid` hooks and checked on what a person sees:
 //! live captions, history, downloads, upload, events, keys, and a live stream that
-//! survives a server restart.
+//! survives a server restart or crash.
 //! Screenshots of each stage go to `/tmp/webapp-shots/` (or `$EARSHOT_SHOTS_DIR`).
 //!
 //! - `page`: what the tests share (reading the captions and the status line);

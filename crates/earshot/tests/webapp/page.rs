@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use earshot_testsupport::speech::{model_path, wer};
+use earshot_testsupport::speech::{model_path, normalize, wer};
 use serde_json::Value;
 
 use crate::browser::{self, Browser};
@@ -154,4 +154,29 @@ pub(crate) async fn stored(server: &Serve, id: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// How many times `word` is in `text`, compared as the WER is (case, punctuation, digits).
+pub(crate) fn count(text: &str, word: &str) -> usize {
+    normalize(text).iter().filter(|w| *w == word).count()
+}
+
+/// Counts, in the page, the audio bytes it sends over WebSockets: the test's clock of how
+/// far the fake microphone has got in its speech (see [`audio_sent_ms`]).
+pub(crate) async fn count_audio_sent(b: &Browser) {
+    b.js(r#"
+        window.__audioBytes = 0;
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) {
+          if (typeof data !== "string") window.__audioBytes += data.byteLength;
+          return send.call(this, data);
+        };
+        return true;"#)
+        .await;
+}
+
+/// Milliseconds of audio sent so far (16 kHz `pcm_s16le`: 32 bytes a millisecond). On a
+/// first connection, where nothing is sent twice, that is how far the speech has got.
+pub(crate) async fn audio_sent_ms(b: &Browser) -> u64 {
+    b.js("return window.__audioBytes").await.as_u64().unwrap() / 32
 }

@@ -1,5 +1,5 @@
-//! A live stream on Redis whose server is restarted mid-speech (SIGTERM, `draining`):
-//! every word is captioned once.
+//! A live stream on Redis whose server goes away mid-speech: restarted gracefully
+//! (SIGTERM, `draining`) or killed (SIGKILL). Either way every word is captioned once.
 
 use earshot_testsupport::speech::{normalize, wer};
 use earshot_testsupport::RedisServer;
@@ -7,8 +7,8 @@ use earshot_testsupport::RedisServer;
 use crate::browser::{Browser, Options};
 use crate::clip;
 use crate::page::{
-    assert_gap_free, finals, joined, observe, open, prerequisites, stored, strings, NETWORK_NOISE,
-    PAGE, SERIAL, SPEECH,
+    assert_gap_free, audio_sent_ms, count, count_audio_sent, finals, joined, observe, open,
+    prerequisites, stored, strings, NETWORK_NOISE, PAGE, SERIAL, SPEECH,
 };
 use crate::serve::Serve;
 
@@ -88,6 +88,164 @@ async fn live_captions_survive_a_server_restart_on_redis() {
         w <= 0.25,
         "captions across the restart {:?} vs {reference:?}: WER {w:.2}",
         joined(&shown)
+    );
+    let errors = b.console_errors(NETWORK_NOISE).await;
+    assert!(
+        errors.is_empty(),
+        "browser console errors: {errors:#?}\nserver log:\n{}",
+        server.log()
+    );
+    b.close().await;
+}
+
+/// The crash test's sentences, each with words no other has. tiny.en hears these clips
+/// well, so each of those words is expected once: missing means lost, twice means doubled.
+const CRASH_CLIPS: [(&str, &[&str]); 4] = [
+    ("cards-005.wav", &["spades", "hearts"]),
+    ("goforward.wav", &["forward", "meters"]),
+    ("cards-002.wav", &["queen"]),
+    ("something.wav", &["somewhere", "something"]),
+];
+/// The sentences the server may be killed in: the two tiny.en transcribes the same way
+/// every time.
+const KILL_IN: [usize; 2] = [1, 3];
+
+/// Where in a sentence (ms of speech) the server is killed: 40 % into it, when the page
+/// has sent the start of the sentence and no final can cover any of it yet.
+fn kill_point((start, end): (u64, u64)) -> u64 {
+    start + (end - start) * 2 / 5
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
+    let Some(model) = prerequisites() else { return };
+    let _serial = SERIAL.lock().await;
+    let redis = RedisServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("speech.wav");
+    let clips: Vec<&str> = CRASH_CLIPS.iter().map(|(c, _)| *c).collect();
+    let (reference, spans) = clip::speech_wav_spans(&clips, &wav);
+    // The dead server's stream lock outlives it by this TTL; a short one keeps the test short.
+    let mut server = Serve::start(
+        &model,
+        &[
+            ("REDIS_URL", &redis.url()),
+            ("EARSHOT_STREAM_LOCK_TTL", "5s"),
+        ],
+    )
+    .await;
+    let b = Browser::launch(
+        "crash",
+        Options {
+            mic_wav: Some(&wav),
+            downloads: tmp.path(),
+        },
+    )
+    .await;
+    open(&b, &server).await;
+    observe(&b).await;
+    count_audio_sent(&b).await;
+    b.by_id("start").await.click().await.unwrap();
+    b.wait_state("live", PAGE).await;
+    let id = b.text("session-id").await;
+    // Best after a first final, so that the audio is resent from where a stored final
+    // ended; a machine so loaded that none comes before the last sentence gets the kill
+    // there anyway (the page then resends all its audio).
+    let last = kill_point(spans[KILL_IN[KILL_IN.len() - 1]]);
+    let final_first = b
+        .wait("a first final", SPEECH, || async {
+            if !finals(&b).await.is_empty() {
+                return Some(true);
+            }
+            (audio_sent_ms(&b).await >= last).then_some(false)
+        })
+        .await;
+
+    // The server is killed in the next sentence the microphone has not finished.
+    let now = audio_sent_ms(&b).await;
+    let target = KILL_IN
+        .into_iter()
+        .find(|&i| now + 300 < spans[i].1)
+        .unwrap_or_else(|| panic!("the speech is over ({now} ms) before the kill"));
+    let (start, end) = spans[target];
+    let kill_at = kill_point(spans[target]);
+    let at = b
+        .wait("the middle of the sentence", SPEECH, || async {
+            let at = audio_sent_ms(&b).await;
+            (at >= kill_at).then_some(at)
+        })
+        .await;
+    server.kill().await;
+    assert!(
+        at < end,
+        "killed in {:?} ({start}..{end} ms of speech), not at {at} ms",
+        CRASH_CLIPS[target].0
+    );
+    let before = joined(&finals(&b).await);
+    eprintln!(
+        "killed at {at} ms of speech, in {} ({start}..{end} ms); {}",
+        CRASH_CLIPS[target].0,
+        if final_first {
+            "after a first final"
+        } else {
+            "NOTICE: before any final (loaded machine)"
+        }
+    );
+    b.wait_state("reconnecting", PAGE).await;
+    b.shot("killed").await;
+
+    // A new server on the same port (the same origin for the page), on the same Redis.
+    server.start_again().await;
+    b.wait("live again after the crash", SPEECH, || async {
+        let states = strings(&b, "window.__states").await;
+        let n = states.len();
+        (n >= 2 && states[n - 1] == "live" && states[n - 2] == "reconnecting").then_some(())
+    })
+    .await;
+    assert_eq!(
+        b.text("status").await,
+        "Live",
+        "no audio was lost while offline"
+    );
+    b.shot("live-again").await;
+    // The last word said; what came before it is checked below, once the session is done.
+    b.wait("the last word captioned", SPEECH, || async {
+        let words = normalize(&joined(&finals(&b).await));
+        (words.last().map(String::as_str) == Some("something")).then_some(())
+    })
+    .await;
+    b.by_id("stop").await.click().await.unwrap();
+    b.wait_state("completed", SPEECH).await;
+    b.shot("completed").await;
+
+    let shown = finals(&b).await;
+    assert_gap_free(&shown);
+    let text = joined(&shown);
+    let stored = stored(&server, &id).await;
+    let stored = stored["text"].as_str().unwrap();
+    assert_eq!(
+        stored, text,
+        "the page shows exactly what the server stored"
+    );
+    for (i, (clip, words)) in CRASH_CLIPS.iter().enumerate() {
+        for w in *words {
+            let n = (count(&text, w), count(stored, w));
+            if i == target {
+                assert_eq!(
+                    n,
+                    (1, 1),
+                    "{w:?} of {clip}, said as the server was killed, is shown and stored \
+                     once: {text:?} (shown before the kill: {before:?})"
+                );
+            } else {
+                assert!(n.0 <= 1 && n.1 <= 1, "{w:?} of {clip} doubled: {text:?}");
+            }
+        }
+    }
+    let w = wer(&reference, &text);
+    assert!(
+        w <= 0.25,
+        "captions across the crash {text:?} vs {reference:?}: WER {w:.2}"
     );
     let errors = b.console_errors(NETWORK_NOISE).await;
     assert!(

@@ -108,6 +108,26 @@ impl Serve {
     }
 }
 
+impl Serve {
+    /// SIGKILL, as a crash or the kernel's out-of-memory killer would: no `draining`, no
+    /// lock released, the audio it had read but not finalized gone with it.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            tokio::task::spawn_blocking(move || child.wait())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port, after [`Self::kill`].
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn().await;
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
