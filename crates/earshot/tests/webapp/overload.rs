@@ -1,0 +1,167 @@
+//! A server with room for one live stream, taken by another client: Start says the
+//! server is busy and offers Retry; once the other stream has ended, Retry goes live.
+
+use std::time::Duration;
+
+use earshot_testsupport::speech::wer;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::browser::{Browser, Options};
+use crate::clip;
+use crate::page::{
+    assert_gap_free, finals, joined, observe, open, prerequisites, speak, strings, NETWORK_NOISE,
+    PAGE, SERIAL,
+};
+use crate::serve::Serve;
+
+/// Another client's live stream, kept open with keepalives until [`Occupier::end`].
+struct Occupier {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Option<u16>>,
+}
+
+impl Occupier {
+    /// Opens a stream and waits until the server counts it as running.
+    async fn open(server: &Serve) -> Self {
+        let url = format!(
+            "{}/v1/sessions/other-client/stream?sample_rate=16000&encoding=pcm_s16le",
+            server.base().replace("http://", "ws://")
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("the other client's stream opens");
+        let (mut tx, mut rx) = ws.split();
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {
+                        tx.send(Message::text(r#"{"type":"keepalive"}"#)).await.ok()?;
+                    }
+                    m = rx.next() => match m? {
+                        Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    },
+                }
+            }
+            tx.send(Message::text(r#"{"type":"finalize"}"#))
+                .await
+                .ok()?;
+            while let Some(Ok(m)) = rx.next().await {
+                if let Message::Close(f) = m {
+                    return f.map(|f| u16::from(f.code));
+                }
+            }
+            None
+        });
+        let client = reqwest::Client::new();
+        let metrics = format!("{}/metrics", server.base());
+        let deadline = tokio::time::Instant::now() + PAGE;
+        loop {
+            let text = client
+                .get(&metrics)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let running = text
+                .lines()
+                .find_map(|l| l.strip_prefix("earshot_active_streams "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if running >= 1.0 {
+                break;
+            }
+            assert!(!task.is_finished(), "the other client's stream was refused");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the other client's stream never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { stop, task }
+    }
+
+    /// Finalizes the stream; returns its close code.
+    async fn end(self) -> Option<u16> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overloaded_start_says_so_and_retry_goes_live() {
+    let Some(model) = prerequisites() else { return };
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("speech.wav");
+    let reference = clip::speech_wav(&["goforward.wav", "something.wav"], &wav);
+    let server = Serve::start(&model, &[("EARSHOT_MAX_STREAMS", "1")]).await;
+    let other = Occupier::open(&server).await;
+    let b = Browser::launch(
+        "overload",
+        Options {
+            mic_wav: Some(&wav),
+            downloads: tmp.path(),
+        },
+    )
+    .await;
+    open(&b, &server).await;
+    observe(&b).await;
+
+    // Start: refused, and the page says why and what to do.
+    b.by_id("start").await.click().await.unwrap();
+    b.wait_state("error", PAGE).await;
+    let status = b.text("status").await;
+    assert!(
+        status.contains("busy") && status.contains("overloaded") && status.contains("Retry"),
+        "the status says the server is busy and to retry: {status:?}"
+    );
+    let retry = b.by_id("retry").await;
+    assert!(retry.is_displayed().await.unwrap(), "Retry is offered");
+    assert!(
+        !b.by_id("stop").await.is_enabled().await.unwrap(),
+        "nothing is running to stop"
+    );
+    assert!(
+        finals(&b).await.is_empty(),
+        "no captions from a refused stream"
+    );
+    let id = b.text("session-id").await;
+    b.shot("overloaded").await;
+
+    // The other stream ends; Retry continues the same session, live this time.
+    assert_eq!(other.end().await, Some(1000), "the other stream completed");
+    let refused_states = strings(&b, "window.__states").await.len();
+    let (retried, shown) = speak(&b, "retry", &reference, "retried").await;
+    assert_eq!(
+        retried, id,
+        "Retry continues the session the page had created"
+    );
+    assert!(
+        !retry.is_displayed().await.unwrap(),
+        "Retry is gone once live"
+    );
+    let after: Vec<String> = strings(&b, "window.__states").await[refused_states..].to_vec();
+    assert!(
+        !after.contains(&"error".to_owned()),
+        "no error after Retry: {after:?}"
+    );
+    assert_gap_free(&shown);
+    let text = joined(&shown);
+    let w = wer(&reference, &text);
+    assert!(
+        w <= 0.25,
+        "captions after Retry {text:?} vs {reference:?}: WER {w:.2}"
+    );
+    let errors = b.console_errors(NETWORK_NOISE).await;
+    assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    b.close().await;
+}
