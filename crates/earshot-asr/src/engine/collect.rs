@@ -11,10 +11,12 @@ use crate::text::{
 use crate::Segment;
 
 impl Engine {
-    /// `samples` is the audio given (without the padding whisper was fed).
+    /// `samples` is the audio given (without the padding whisper was fed); `dtw`: the
+    /// state's context gives DTW token times.
     pub(super) fn collect(
         &self,
         state: &WhisperState,
+        dtw: bool,
         offset_ms: i64,
         samples: &[f32],
         salvage: bool,
@@ -42,7 +44,7 @@ impl Engine {
                     bytes: bytes.to_vec(),
                     t0: data.t0 * 10,
                     t1: data.t1 * 10,
-                    dtw: (self.dtw && data.t_dtw >= 0).then_some(data.t_dtw * 10),
+                    dtw: (dtw && data.t_dtw >= 0).then_some(data.t_dtw * 10),
                     p: data.p,
                 });
             }

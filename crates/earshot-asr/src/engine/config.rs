@@ -97,6 +97,9 @@ pub struct EngineConfig {
     /// estimates. Measured on synthesized speech with known word positions (README, "Word
     /// timings"), DTW is far closer to where the words are.
     pub dtw_word_times: bool,
+    /// With DTW on, also load the model without it, for decodes that read no word times
+    /// ([`DecodeOptions::untimed`]: a stream's partials). Costs the weights' memory once more.
+    pub untimed_context: bool,
 }
 
 impl EngineConfig {
@@ -117,6 +120,7 @@ impl EngineConfig {
             min_voiced_ms: 90,
             max_pooled_states: 4,
             dtw_word_times: true,
+            untimed_context: true,
         }
     }
 }
@@ -199,6 +203,10 @@ pub struct DecodeOptions {
     /// commit): whisper stops at its next check and the slot and the core go to work that
     /// still matters, instead of finishing a decode nobody will read.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Nobody reads this decode's word times (a partial shows only text): it may run
+    /// without DTW alignment, on the engine's untimed context. Its words are then timed
+    /// by whisper's timestamp-token estimates.
+    pub untimed: bool,
 }
 
 /// The `language` value that asks the engine to detect the spoken language.

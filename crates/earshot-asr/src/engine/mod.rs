@@ -1,5 +1,6 @@
-//! The whisper.cpp engine (through `whisper-rs`): one model loaded once and shared, a pool of
-//! decoding states, and the hallucination guards.
+//! The whisper.cpp engine (through `whisper-rs`): one model loaded once per process and
+//! shared (with and without DTW word alignment, see [`contexts`]), pools of decoding
+//! states, and the hallucination guards.
 //!
 //! # Speed: `audio_ctx` sized to the audio
 //!
@@ -30,6 +31,7 @@
 mod alignment;
 mod collect;
 mod config;
+mod contexts;
 mod stop;
 mod timing;
 pub use timing::MIN_WORD_MS;
@@ -37,11 +39,10 @@ pub use timing::MIN_WORD_MS;
 use std::sync::Arc;
 use std::time::Instant;
 
+use contexts::{Contexts, Pooled};
 use parking_lot::Mutex;
 use stop::Stop;
-use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
-};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContextParameters, WhisperState};
 
 use config::SAMPLES_PER_CTX;
 pub use config::{
@@ -54,12 +55,11 @@ use crate::text::compose_prompt;
 use crate::vad::{self, Aggressiveness};
 use collect::Run;
 
-/// A loaded model plus a pool of decoding states. Share it as `Arc<Engine>`; `decode` is
+/// A loaded model plus pools of decoding states. Share it as `Arc<Engine>`; `decode` is
 /// blocking (run it on a blocking thread, see [`crate::Scheduler`]).
 pub struct Engine {
-    ctx: WhisperContext,
+    contexts: Contexts,
     cfg: EngineConfig,
-    pool: Mutex<Vec<WhisperState>>,
     /// The state language detection runs in, never used for `full`: whisper.cpp detects
     /// with the encoder context of the state's last `full` call, so a pooled state would
     /// detect with whatever context its last decode used. This one always uses the full
@@ -67,8 +67,6 @@ pub struct Engine {
     detect_state: Mutex<Option<WhisperState>>,
     token_eot: i32,
     english_only: bool,
-    /// DTW token times are computed (see [`alignment`]).
-    dtw: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -105,43 +103,52 @@ impl Engine {
                 "not a whisper.cpp ggml model (bad magic); get one with `earshot model fetch tiny.en`".into(),
             ));
         }
-        let mut params = WhisperContextParameters::default();
-        params.use_gpu(false);
-        params.flash_attn(cfg.flash_attn);
         // whisper.cpp cannot combine DTW with flash attention.
         let dtw_preset = alignment::read_hparams(&path)
             .and_then(alignment::preset)
             .filter(|_| cfg.dtw_word_times && !cfg.flash_attn);
-        let dtw = dtw_preset.is_some();
-        if let Some(model_preset) = dtw_preset {
-            params.dtw_parameters(whisper_rs::DtwParameters {
-                mode: whisper_rs::DtwMode::ModelPreset { model_preset },
-                // whisper.cpp allocates this per decode, and aborts the process if its
-                // tensors do not fit: the largest need (448 tokens x 1500 frames x 8 heads,
-                // a few copies) is about 100 MB. Only what is used is touched.
-                dtw_mem_size: 256 * 1024 * 1024,
-            });
-        }
+        let params = |dtw: bool| {
+            let mut params = WhisperContextParameters::default();
+            params.use_gpu(false);
+            params.flash_attn(cfg.flash_attn);
+            if let (true, Some(model_preset)) = (dtw, dtw_preset.clone()) {
+                params.dtw_parameters(whisper_rs::DtwParameters {
+                    mode: whisper_rs::DtwMode::ModelPreset { model_preset },
+                    // whisper.cpp allocates this per decode, and aborts the process if its
+                    // tensors do not fit: the largest need (448 tokens x 1500 frames x 8
+                    // heads, a few copies) is about 100 MB. Only what is used is touched.
+                    dtw_mem_size: 256 * 1024 * 1024,
+                });
+            }
+            params
+        };
         let path_str = path
             .to_str()
             .ok_or_else(|| load_err("path is not UTF-8".into()))?;
-        let ctx = WhisperContext::new_with_params(path_str, params)
-            .map_err(|e| load_err(e.to_string()))?;
-        let token_eot = ctx.token_eot();
-        let english_only = !ctx.is_multilingual();
-        let engine = Engine {
-            ctx,
+        let dtw = dtw_preset.is_some();
+        let pooled = |dtw: bool| {
+            Pooled::load(path_str, params(dtw), dtw, cfg.max_pooled_states).map_err(load_err)
+        };
+        let contexts = Contexts {
+            timed: pooled(dtw)?,
+            untimed: match Contexts::wants_untimed(&cfg, dtw) {
+                true => Some(pooled(false)?),
+                false => None,
+            },
+        };
+        let token_eot = contexts.timed.context().token_eot();
+        let english_only = !contexts.timed.context().is_multilingual();
+        contexts.timed.warm()?;
+        if let Some(u) = &contexts.untimed {
+            u.warm()?;
+        }
+        Ok(Arc::new(Engine {
+            contexts,
             cfg,
-            pool: Mutex::new(Vec::new()),
             detect_state: Mutex::new(None),
             token_eot,
             english_only,
-            dtw,
-        };
-        // One state up front: the first decode should not pay for it.
-        let st = engine.new_state()?;
-        engine.pool.lock().push(st);
-        Ok(Arc::new(engine))
+        }))
     }
 
     /// The configuration.
@@ -166,7 +173,7 @@ impl Engine {
         }
         let mut slot = self.detect_state.lock();
         if slot.is_none() {
-            *slot = Some(self.new_state()?);
+            *slot = Some(self.contexts.timed.new_state()?);
         }
         let Some(state) = slot.as_mut() else {
             return Err(EngineError::Decode("no detection state".into()));
@@ -182,26 +189,6 @@ impl Engine {
             code: code.to_owned(),
             probability: probs.get(id as usize).copied().unwrap_or(0.0),
         })
-    }
-
-    fn new_state(&self) -> Result<WhisperState, EngineError> {
-        self.ctx
-            .create_state()
-            .map_err(|e| EngineError::Decode(format!("create state: {e}")))
-    }
-
-    fn take_state(&self) -> Result<WhisperState, EngineError> {
-        if let Some(s) = self.pool.lock().pop() {
-            return Ok(s);
-        }
-        self.new_state()
-    }
-
-    fn give_back(&self, st: WhisperState) {
-        let mut p = self.pool.lock();
-        if p.len() < self.cfg.max_pooled_states {
-            p.push(st);
-        }
     }
 
     /// Decode one window of 16 kHz mono audio (≤ 30 s for a single encoder pass; longer audio
@@ -363,7 +350,8 @@ impl Engine {
                 params.set_abort_callback_user_data(stop as *const Stop as *mut std::ffi::c_void);
             }
         }
-        let mut state = self.take_state()?;
+        let pooled = self.contexts.for_decode(opts.untimed);
+        let mut state = pooled.take()?;
         if let Err(e) = state.full(params, padded) {
             if stop.cancelled() {
                 return Err(EngineError::Cancelled);
@@ -379,8 +367,14 @@ impl Engine {
             .as_iter()
             .any(|seg| seg.n_tokens() as usize >= max_tokens);
         let given = (audio_ms.max(0) as usize * (TARGET_RATE as usize / 1000)).min(padded.len());
-        let run = self.collect(&state, opts.offset_ms, &padded[..given], opts.salvage_loops);
-        self.give_back(state);
+        let run = self.collect(
+            &state,
+            pooled.dtw,
+            opts.offset_ms,
+            &padded[..given],
+            opts.salvage_loops,
+        );
+        pooled.give_back(state);
         Ok(Run {
             hit_token_cap,
             ..run

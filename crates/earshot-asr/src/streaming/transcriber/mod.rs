@@ -301,6 +301,7 @@ impl StreamingTranscriber {
             retry_ctx: Some(RETRY_CTX),
             time_budget: Some(Duration::from_millis(self.cfg.decode_budget_ms)),
             cancel: None,
+            untimed: false,
         }
     }
 }

@@ -67,8 +67,11 @@ impl StreamingTranscriber {
         }
         self.last_partial_at = self.total;
         let cancel = Arc::new(AtomicBool::new(false));
+        // A partial shows text only: its words' times serve at most to tell them from the
+        // committed ones, which whisper's own timestamps do well enough.
         let opts = DecodeOptions {
             cancel: Some(cancel.clone()),
+            untimed: true,
             ..self.decode_options(Some(self.cfg.audio_ctx), true)
         };
         let (sched, samples) = (self.sched.clone(), self.buf.clone());
