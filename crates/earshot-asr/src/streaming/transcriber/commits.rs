@@ -19,6 +19,10 @@ pub(super) const RETRY_CTX: crate::engine::AudioCtx = crate::engine::AudioCtx::A
     floor_ms: 15_000,
 };
 
+/// Voiced audio (ms) after a final decode's last word that means the decoder stopped early:
+/// longer than a breath or a trailing syllable VAD keeps, shorter than any clause.
+const STOPS_SHORT_MS: i64 = 1_500;
+
 impl StreamingTranscriber {
     /// A commit decode of the window; `last` (an utterance's final decode) uses the
     /// final context policy. A partial in flight is stale after it and is dropped.
@@ -138,12 +142,30 @@ impl StreamingTranscriber {
         let has_something = self.in_utterance || !self.tail.is_empty();
         if has_something && !self.buf.is_empty() {
             let mut decoded = self.commit_decode(true).await;
-            // An echo or a loop where the window holds committed context: decode the
-            // utterance once more without that context rather than lose it.
-            if matches!(&decoded, Ok(new) if !self.plausible(new)) && self.drop_committed_context()
-            {
+            // An echo or a loop, or words that stop well before the speech does (tiny.en
+            // sometimes ends its output with the committed context's last sentence), where
+            // the window holds committed context: decode the utterance once more without
+            // that context rather than lose it.
+            let echo = matches!(&decoded, Ok(new) if !self.plausible(new));
+            let short = matches!(&decoded, Ok(new) if !echo && self.stops_short(new));
+            if (echo || short) && self.drop_committed_context() {
                 metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
-                decoded = self.commit_decode(true).await;
+                let again = self.commit_decode(true).await;
+                decoded = match (decoded, again) {
+                    // The redo heard less than the first decode: keep the first.
+                    (Ok(first), Ok(again))
+                        if short && self.heard_to(&again) < self.heard_to(&first) =>
+                    {
+                        Ok(first)
+                    }
+                    (_, again) => again,
+                };
+                tracing::debug!(
+                    echo,
+                    short,
+                    words = decoded.as_ref().map_or(0, |w| w.len()),
+                    "final decode redone without committed context"
+                );
             }
             let commit = match decoded {
                 Ok(new) if !self.plausible(&new) => {
@@ -168,6 +190,20 @@ impl StreamingTranscriber {
         self.emit_partial(events);
         self.last_commit_at = self.total;
         Ok(())
+    }
+
+    /// Where the words of a decode (after the committed ones) end: the last committed word's
+    /// end when it has none.
+    fn heard_to(&self, new: &[Word]) -> i64 {
+        new.last()
+            .map_or(self.last_committed_end_ms, |w| w.end_ms)
+            .max(self.last_committed_end_ms)
+    }
+
+    /// Whether a final decode's words stop more than [`STOPS_SHORT_MS`] before the last
+    /// voiced audio: the decoder ended early and the rest of the utterance is missing.
+    fn stops_short(&self, new: &[Word]) -> bool {
+        self.vad.last_voiced_end_ms() as i64 - self.heard_to(new) > STOPS_SHORT_MS
     }
 
     /// Whether `new` (a decode's words after the committed ones) could have been said in the
