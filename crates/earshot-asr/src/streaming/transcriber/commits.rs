@@ -77,6 +77,19 @@ impl StreamingTranscriber {
         &mut self,
         events: &mut Vec<StreamEvent>,
     ) -> Result<(), EngineError> {
+        // The window is at its cap mostly with committed context (a long utterance, a
+        // short pause, a new one just begun): a decode could commit only the words a
+        // stable margin before the end of a few seconds of speech, and a decode of the
+        // whole window is the dearest kind there is. Cutting committed context alone
+        // brings the window under the cap and keeps every uncommitted sample (the cut
+        // stays before the last third of the cap); the utterance's words come with its
+        // next commit.
+        let uncommitted_ms = (self.total / SPM).saturating_sub(self.uncommitted_from_ms());
+        if uncommitted_ms <= self.cfg.max_window_ms / 3 {
+            metrics::counter!("earshot_asr_cap_commits_skipped_total").increment(1);
+            self.enforce_window_cap(events);
+            return Ok(());
+        }
         let new = match self.commit_decode(false).await {
             Ok(new) => new,
             // The window is still made smaller, so the next decode is no dearer than this one.
@@ -212,12 +225,17 @@ impl StreamingTranscriber {
     /// words of the window; committing that would duplicate text already final.
     pub(super) fn plausible(&self, new: &[Word]) -> bool {
         let window_end_ms = self.total / SPM;
-        let uncommitted_from = if self.last_committed_end_ms >= 0 {
-            (self.last_committed_end_ms as u64).max(self.buf_start / SPM)
-        } else {
-            self.buf_start / SPM
-        };
-        let secs = window_end_ms.saturating_sub(uncommitted_from) as f64 / 1000.0;
+        let secs = window_end_ms.saturating_sub(self.uncommitted_from_ms()) as f64 / 1000.0;
         (new.len() as f64) <= 2.0 + 5.0 * secs
+    }
+
+    /// Where the window's audio not yet committed starts (ms).
+    fn uncommitted_from_ms(&self) -> u64 {
+        let window_from = self.buf_start / SPM;
+        if self.last_committed_end_ms >= 0 {
+            (self.last_committed_end_ms as u64).max(window_from)
+        } else {
+            window_from
+        }
     }
 }
