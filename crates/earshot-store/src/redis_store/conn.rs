@@ -23,7 +23,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use redis::{AsyncConnectionConfig, Client, RedisError, TlsCertificates};
+use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, RedisError, TlsCertificates};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::api::{StoreError, StoreResult};
@@ -199,6 +199,12 @@ impl Connections {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         self.run_group(None, f).await
+    }
+
+    /// Runs one command on the shared connection: `run` for the common case.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
     }
 
     /// Like `run`, for a consumer-group call: Redis' `NOGROUP` becomes

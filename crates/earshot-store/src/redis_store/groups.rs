@@ -174,10 +174,7 @@ impl RedisStore {
         for id in ids {
             cmd.arg(id.to_string());
         }
-        let r = self
-            .conns
-            .run(|mut c| async move { cmd.query_async::<Value>(&mut c).await })
-            .await?;
+        let r = self.conns.query::<Value>(&cmd).await?;
         Ok(reply::int(r)?.max(0) as u64)
     }
 

@@ -286,21 +286,18 @@ impl RedisStore {
         let mut offset = 0usize;
         let mut removed = 0;
         loop {
-            let key = index.to_owned();
             let batch = self
                 .conns
-                .run(|mut c| async move {
+                .query::<Vec<String>>(
                     redis::cmd("ZRANGE")
-                        .arg(key)
+                        .arg(index)
                         .arg("-inf")
                         .arg(format!("({oldest_live}"))
                         .arg("BYSCORE")
                         .arg("LIMIT")
                         .arg(offset)
-                        .arg(PRUNE_BATCH)
-                        .query_async::<Vec<String>>(&mut c)
-                        .await
-                })
+                        .arg(PRUNE_BATCH),
+                )
                 .await?;
             if batch.is_empty() {
                 return Ok(removed);

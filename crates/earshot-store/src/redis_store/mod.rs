@@ -82,9 +82,7 @@ impl RedisStore {
         // early if Redis is not there; the store works either way.
         let conns = store.conns.clone();
         tokio::spawn(async move {
-            let r = conns
-                .run(|mut c| async move { redis::cmd("PING").query_async::<Value>(&mut c).await })
-                .await;
+            let r = conns.query::<Value>(&redis::cmd("PING")).await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "Redis is not answering yet; store calls fail until it does");
             }
@@ -143,10 +141,7 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> StoreResult<()> {
         timed("ping", async {
-            let pong = self
-                .conns
-                .run(|mut c| async move { redis::cmd("PING").query_async::<Value>(&mut c).await })
-                .await?;
+            let pong = self.conns.query::<Value>(&redis::cmd("PING")).await?;
             match reply::string(pong)?.as_str() {
                 "PONG" => Ok(()),
                 other => Err(StoreError::Protocol(format!("PING answered {other:?}"))),
@@ -376,16 +371,14 @@ impl Store for RedisStore {
         timed("try_lock", async {
             let r = self
                 .conns
-                .run(|mut c| async move {
+                .query::<Value>(
                     redis::cmd("SET")
                         .arg(key)
                         .arg(value)
                         .arg("NX")
                         .arg("PX")
-                        .arg(ttl_ms(ttl))
-                        .query_async::<Value>(&mut c)
-                        .await
-                })
+                        .arg(ttl_ms(ttl)),
+                )
                 .await?;
             Ok(match r {
                 Value::Nil => None,

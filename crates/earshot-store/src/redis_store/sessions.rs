@@ -105,15 +105,9 @@ impl RedisStore {
         tenant: &str,
         id: &str,
     ) -> StoreResult<Option<Session>> {
-        let key = self.keys.metadata(id);
         let hash = self
             .conns
-            .run(|mut c| async move {
-                redis::cmd("HGETALL")
-                    .arg(key)
-                    .query_async::<Value>(&mut c)
-                    .await
-            })
+            .query::<Value>(redis::cmd("HGETALL").arg(self.keys.metadata(id)))
             .await?;
         Ok(session_from(id, hash)?.filter(|s| s.tenant_id == tenant))
     }

@@ -117,13 +117,7 @@ impl RedisStore {
         timed("release_stream_slot", async {
             let r = self
                 .conns
-                .run(|mut c| async move {
-                    redis::cmd("ZREM")
-                        .arg(key)
-                        .arg(value)
-                        .query_async::<Value>(&mut c)
-                        .await
-                })
+                .query::<Value>(redis::cmd("ZREM").arg(key).arg(value))
                 .await?;
             Ok(reply::int(r)? == 1)
         })
@@ -146,12 +140,7 @@ impl RedisStore {
         timed("lock_remaining", async {
             let r = self
                 .conns
-                .run(|mut c| async move {
-                    redis::cmd("PTTL")
-                        .arg(key)
-                        .query_async::<Value>(&mut c)
-                        .await
-                })
+                .query::<Value>(redis::cmd("PTTL").arg(key))
                 .await?;
             let ms = reply::int(r)?;
             // -2: no key; -1: no TTL, which a lock never lacks.

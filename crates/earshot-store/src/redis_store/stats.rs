@@ -11,16 +11,16 @@ impl RedisStore {
     pub(super) async fn stats_impl(&self) -> StoreResult<StoreStats> {
         // Separate commands, not one pipeline: on a cluster `INFO` goes to every
         // primary and each `XLEN` to its stream's node.
-        let info = |section: &'static str| {
-            self.conns.run(move |mut c| async move {
-                redis::cmd("INFO")
-                    .arg(section)
-                    .query_async::<Value>(&mut c)
-                    .await
-            })
-        };
-        let memory = reply::info_sum(info("memory").await?, "used_memory")?;
-        let evicted = reply::info_sum(info("stats").await?, "evicted_keys")?;
+        let memory = self
+            .conns
+            .query::<Value>(redis::cmd("INFO").arg("memory"))
+            .await?;
+        let evicted = self
+            .conns
+            .query::<Value>(redis::cmd("INFO").arg("stats"))
+            .await?;
+        let memory = reply::info_sum(memory, "used_memory")?;
+        let evicted = reply::info_sum(evicted, "evicted_keys")?;
         let streams = self.keys.event_streams();
         let lengths = try_join_all(streams.iter().map(|s| self.stream_len_impl(s))).await?;
         Ok(StoreStats {

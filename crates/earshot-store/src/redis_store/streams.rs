@@ -25,19 +25,16 @@ impl RedisStore {
         if after == StreamId::MAX || count == 0 {
             return Ok(Vec::new());
         }
-        let stream = stream.to_owned();
         let r = self
             .conns
-            .run(|mut c| async move {
+            .query::<Value>(
                 redis::cmd("XRANGE")
                     .arg(stream)
                     .arg(format!("({after}"))
                     .arg("+")
                     .arg("COUNT")
-                    .arg(count)
-                    .query_async::<Value>(&mut c)
-                    .await
-            })
+                    .arg(count),
+            )
             .await?;
         reply::entries(r)
     }
@@ -72,19 +69,16 @@ impl RedisStore {
     }
 
     pub(super) async fn last_stream_id_impl(&self, stream: &str) -> StoreResult<StreamId> {
-        let stream = stream.to_owned();
         let r = self
             .conns
-            .run(|mut c| async move {
+            .query::<Value>(
                 redis::cmd("XREVRANGE")
                     .arg(stream)
                     .arg("+")
                     .arg("-")
                     .arg("COUNT")
-                    .arg(1)
-                    .query_async::<Value>(&mut c)
-                    .await
-            })
+                    .arg(1),
+            )
             .await?;
         Ok(reply::entries(r)?.first().map(|e| e.id).unwrap_or_default())
     }
@@ -94,51 +88,38 @@ impl RedisStore {
         stream: &str,
         fields: &[(String, String)],
     ) -> StoreResult<StreamId> {
-        let stream = stream.to_owned();
-        let fields = fields.to_vec();
-        let maxlen = self.maxlen();
-        let r = self
-            .conns
-            .run(|mut c| async move {
-                let mut cmd = redis::cmd("XADD");
-                cmd.arg(stream).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
-                for (k, v) in &fields {
-                    cmd.arg(k).arg(v);
-                }
-                cmd.query_async::<Value>(&mut c).await
-            })
-            .await?;
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.maxlen())
+            .arg("*");
+        for (k, v) in fields {
+            cmd.arg(k).arg(v);
+        }
+        let r = self.conns.query::<Value>(&cmd).await?;
         reply::stream_id(r)
     }
 
     /// Exact `XTRIM MINID` (not `~`): retention means no event older than the cut is
     /// kept. It runs periodically, so the exactness costs little.
     pub(super) async fn trim_impl(&self, stream: &str, min_id: StreamId) -> StoreResult<u64> {
-        let stream = stream.to_owned();
         let r = self
             .conns
-            .run(|mut c| async move {
+            .query::<Value>(
                 redis::cmd("XTRIM")
                     .arg(stream)
                     .arg("MINID")
-                    .arg(min_id.to_string())
-                    .query_async::<Value>(&mut c)
-                    .await
-            })
+                    .arg(min_id.to_string()),
+            )
             .await?;
         Ok(reply::int(r)?.max(0) as u64)
     }
 
     pub(super) async fn stream_len_impl(&self, stream: &str) -> StoreResult<u64> {
-        let stream = stream.to_owned();
         let r = self
             .conns
-            .run(|mut c| async move {
-                redis::cmd("XLEN")
-                    .arg(stream)
-                    .query_async::<Value>(&mut c)
-                    .await
-            })
+            .query::<Value>(redis::cmd("XLEN").arg(stream))
             .await?;
         Ok(reply::int(r)?.max(0) as u64)
     }

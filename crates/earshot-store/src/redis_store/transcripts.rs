@@ -31,18 +31,15 @@ fn transcript_of(id: &str, segments: Vec<Segment>) -> Transcript {
 impl RedisStore {
     /// `tenant_id`, `status` and `segment_count` of a session, if it is `tenant`'s.
     async fn head(&self, tenant: &str, id: &str) -> StoreResult<Option<(bool, u64)>> {
-        let key = self.keys.metadata(id);
         let r = self
             .conns
-            .run(|mut c| async move {
+            .query::<Vec<Option<String>>>(
                 redis::cmd("HMGET")
-                    .arg(key)
+                    .arg(self.keys.metadata(id))
                     .arg("tenant_id")
                     .arg("status")
-                    .arg("segment_count")
-                    .query_async::<Vec<Option<String>>>(&mut c)
-                    .await
-            })
+                    .arg("segment_count"),
+            )
             .await?;
         let [t, status, count] = <[Option<String>; 3]>::try_from(r)
             .map_err(|_| StoreError::Protocol("short HMGET reply".into()))?;
@@ -63,17 +60,9 @@ impl RedisStore {
         while (out.len() as u64) < count {
             let from = out.len() as u64;
             let to = (from + SEGMENT_PAGE).min(count) - 1;
-            let key = key.clone();
             let page = self
                 .conns
-                .run(|mut c| async move {
-                    redis::cmd("LRANGE")
-                        .arg(key)
-                        .arg(from)
-                        .arg(to)
-                        .query_async::<Vec<String>>(&mut c)
-                        .await
-                })
+                .query::<Vec<String>>(redis::cmd("LRANGE").arg(&key).arg(from).arg(to))
                 .await?;
             if page.is_empty() {
                 break; // deleted meanwhile
@@ -88,15 +77,9 @@ impl RedisStore {
     /// The transcript of a completed session: the cache entry, or rebuilt from the
     /// segments and cached again.
     async fn completed_transcript(&self, id: &str, count: u64) -> StoreResult<Transcript> {
-        let key = self.keys.cached_transcript(id);
         let cached = self
             .conns
-            .run(|mut c| async move {
-                redis::cmd("GET")
-                    .arg(key)
-                    .query_async::<Option<String>>(&mut c)
-                    .await
-            })
+            .query::<Option<String>>(redis::cmd("GET").arg(self.keys.cached_transcript(id)))
             .await?;
         if let Some(json) = cached {
             return serde_json::from_str(&json)
@@ -113,15 +96,7 @@ impl RedisStore {
             .map_err(|e| StoreError::Protocol(format!("transcript JSON: {e}")))?;
         let ttl = ttl_ms(self.config.cache_ttl);
         self.conns
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(json)
-                    .arg("PX")
-                    .arg(ttl)
-                    .query_async::<Value>(&mut c)
-                    .await
-            })
+            .query::<Value>(redis::cmd("SET").arg(key).arg(json).arg("PX").arg(ttl))
             .await?;
         Ok(())
     }
