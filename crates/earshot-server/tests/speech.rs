@@ -387,7 +387,8 @@ async fn admission_follows_the_measured_cost() {
         return;
     };
     let metric = |text: &str, name: &str| -> f64 {
-        common::metric(text, name).unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        earshot_testsupport::metric(text, name)
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
     };
     let first = connect(&app, "/v1/sessions/c1/stream", ACME).await.unwrap();
     // The upgrade returns before the stream task admits itself.

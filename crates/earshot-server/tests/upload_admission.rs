@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::speech::{clip_i16, speech_app, with_silence};
 use common::upload::{form, TRANSCRIPTIONS};
-use common::{expect_error, metric, TestApp, ACME};
+use common::{expect_error, TestApp, ACME};
+use earshot_testsupport::metric;
 use earshot_testsupport::speech::wer;
 use earshot_testsupport::tts::wav;
 

@@ -1109,10 +1109,7 @@ async fn slow_sink_lag_is_visible_and_worker_memory_bounded() {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find(|l| l.starts_with("earshot_consumer_group_lag{group=\"slow\"}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
+        earshot_testsupport::metric(&text, r#"earshot_consumer_group_lag{group="slow"}"#)
     };
     let mut rss_max = rss_before;
     // Checked on every sample: a worker that buffers the backlog fails here at once.

@@ -6,6 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use earshot_testsupport::metric;
 use earshot_testsupport::speech::{audio_dir, shared_model, wer};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -84,12 +85,6 @@ async fn transcribe(serve: &Serve, model: &str) -> reqwest::Response {
 async fn get_json(url: String) -> (u16, Value) {
     let r = reqwest::get(url).await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
-}
-
-/// A gauge's value in Prometheus text, by its full series name (with labels).
-fn series(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Streams goforward.wav (with silence around it, 4× real time) on `query` and returns
@@ -250,8 +245,8 @@ async fn two_models_serve_side_by_side() {
             .unwrap()
     };
     let text = metrics().await;
-    let tiny_cost = series(&text, r#"earshot_asr_stream_cost{model="tiny.en"}"#).expect(&text);
-    let base_prior = series(&text, r#"earshot_asr_stream_cost{model="base"}"#).expect(&text);
+    let tiny_cost = metric(&text, r#"earshot_asr_stream_cost{model="tiny.en"}"#).expect(&text);
+    let base_prior = metric(&text, r#"earshot_asr_stream_cost{model="base"}"#).expect(&text);
     assert!(base_prior > 2.0 * tiny_cost, "{base_prior} vs {tiny_cost}");
 
     // A live stream on base: the session says which model heard it, and base's meter (not
@@ -263,13 +258,13 @@ async fn two_models_serve_side_by_side() {
         "{completed}"
     );
     let text = metrics().await;
-    let base_cost = series(&text, r#"earshot_asr_stream_cost{model="base"}"#).unwrap();
+    let base_cost = metric(&text, r#"earshot_asr_stream_cost{model="base"}"#).unwrap();
     assert!(
         (base_cost - base_prior).abs() > 1e-9,
         "base's cost was measured"
     );
     assert_eq!(
-        series(&text, r#"earshot_asr_stream_cost{model="tiny.en"}"#),
+        metric(&text, r#"earshot_asr_stream_cost{model="tiny.en"}"#),
         Some(tiny_cost),
         "tiny.en was not charged for base's stream"
     );

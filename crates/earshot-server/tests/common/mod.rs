@@ -334,17 +334,6 @@ pub fn raw_error_code(resp: &str) -> String {
     v["error"]["code"].as_str().expect("error.code").to_owned()
 }
 
-/// The value of an unlabelled metric in `/metrics` text, if it is there.
-pub fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' '))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// A fresh store of the given kind; a Redis one on its own `redis-server`.
 async fn open_store(backend: Backend, cfg: StoreConfig) -> (DynStore, Option<RedisServer>) {
     match backend {

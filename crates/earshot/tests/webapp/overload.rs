@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use earshot_testsupport::metric;
 use earshot_testsupport::speech::wer;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::oneshot;
@@ -71,11 +72,7 @@ impl Occupier {
                 .text()
                 .await
                 .unwrap();
-            let running = text
-                .lines()
-                .find_map(|l| l.strip_prefix("earshot_active_streams "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0);
+            let running = metric(&text, "earshot_active_streams").unwrap_or(0.0);
             if running >= 1.0 {
                 break;
             }
