@@ -2,49 +2,39 @@
 
 use earshot_testsupport::speech::wer;
 
-use crate::browser::{Browser, Options};
-use crate::clip;
 use crate::page::{
-    assert_gap_free, downloaded, joined, observe, open, prerequisites, speak, strings, PAGE, SERIAL,
+    assert_gap_free, downloaded, joined, launch_with_mic, prerequisites, speak, strings, PAGE,
+    SERIAL,
 };
-use crate::serve::Serve;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_captions_appear_as_spoken_then_history_and_downloads() {
     let Some(model) = prerequisites() else { return };
     let _serial = SERIAL.lock().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let wav = tmp.path().join("speech.wav");
-    let reference = clip::speech_wav(&["something.wav", "goforward.wav", "cards-005.wav"], &wav);
-    let downloads = tmp.path().join("downloads");
-    std::fs::create_dir_all(&downloads).unwrap();
-    let server = Serve::start(&model, &[]).await;
-    let b = Browser::launch(
+    let setup = launch_with_mic(
+        &model,
         "live",
-        Options {
-            mic_wav: Some(&wav),
-            downloads: &downloads,
-        },
+        &["something.wav", "goforward.wav", "cards-005.wav"],
+        &[],
     )
     .await;
-    open(&b, &server).await;
+    let (b, reference) = (&setup.b, setup.reference.as_str());
     assert!(
         !b.by_id("api-key").await.is_displayed().await.unwrap(),
         "no key prompt when the server runs without keys"
     );
-    observe(&b).await;
     b.shot("ready").await;
 
-    let (id, shown) = speak(&b, "start", &reference, "captions").await;
+    let (id, shown) = speak(b, "start", reference, "captions").await;
     // Partials are optional work the server skips when loaded; when one was shown, it came
     // before the final that settled it and looked different (greyed).
-    let seen = strings(&b, "window.__seen").await;
+    let seen = strings(b, "window.__seen").await;
     if seen.contains(&"partial".to_owned()) {
         assert_eq!(
             seen[0], "partial",
             "a partial shows before the first final: {seen:?}"
         );
-        let colors = strings(&b, "window.__colors").await;
+        let colors = strings(b, "window.__colors").await;
         assert_ne!(colors[0], colors[1], "the partial is greyed unlike finals");
     } else {
         eprintln!("NOTICE: the server sent no partial during this run (loaded machine)");
@@ -55,7 +45,7 @@ async fn live_captions_appear_as_spoken_then_history_and_downloads() {
     );
     assert_gap_free(&shown);
     let text = joined(&shown);
-    let w = wer(&reference, &text);
+    let w = wer(reference, &text);
     assert!(w <= 0.25, "captions {text:?} vs {reference:?}: WER {w:.2}");
     b.shot("completed").await;
 
@@ -89,7 +79,7 @@ async fn live_captions_appear_as_spoken_then_history_and_downloads() {
         .collect();
     let detail = detail.join(" ");
     assert!(
-        wer(&reference, &detail) <= 0.25,
+        wer(reference, &detail) <= 0.25,
         "history shows the transcript: {detail:?}"
     );
 
@@ -99,7 +89,7 @@ async fn live_captions_appear_as_spoken_then_history_and_downloads() {
         ("download-txt", "txt"),
     ] {
         b.by_id(hook).await.click().await.unwrap();
-        let body = downloaded(&b, &downloads, &format!("{id}.{ext}")).await;
+        let body = downloaded(b, &setup.downloads, &format!("{id}.{ext}")).await;
         match ext {
             "srt" => assert!(
                 body.starts_with("1\n") && body.contains(" --> "),
@@ -117,5 +107,5 @@ async fn live_captions_appear_as_spoken_then_history_and_downloads() {
     b.shot("phone").await;
     let errors = b.console_errors(&[]).await;
     assert!(errors.is_empty(), "browser console errors: {errors:#?}");
-    b.close().await;
+    setup.b.close().await;
 }

@@ -15,13 +15,9 @@ fn silence(ms: u32) -> Vec<i16> {
 
 /// Writes a 48 kHz mono WAV (a microphone's usual rate, which Chromium's fake capture plays
 /// as is) of `clips` separated by 1.2 s pauses (2 s before, 3 s after, so the last words end
-/// well before the audio does) and returns its reference text.
-pub fn speech_wav(clips: &[&str], out: &Path) -> String {
-    speech_wav_spans(clips, out).0
-}
-
-/// [`speech_wav`], also returning where each clip starts and ends in the speech (ms).
-pub fn speech_wav_spans(clips: &[&str], out: &Path) -> (String, Vec<(u64, u64)>) {
+/// well before the audio does); returns its reference text and where each clip starts and
+/// ends in the speech (ms).
+pub fn speech_wav(clips: &[&str], out: &Path) -> (String, Vec<(u64, u64)>) {
     let refs = references();
     let mut samples = silence(2000);
     let mut reference = Vec::new();

@@ -4,27 +4,21 @@
 use earshot_testsupport::speech::wer;
 use serde_json::Value;
 
-use crate::browser::{Browser, Options};
-use crate::page::{downloaded, prerequisites, PAGE, SERIAL, SPEECH};
-use crate::serve::Serve;
+use crate::page::{downloaded, launch, prerequisites, PAGE, SERIAL, SPEECH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_prompt_wrong_key_upload_events_and_delete() {
     let Some(model) = prerequisites() else { return };
     let _serial = SERIAL.lock().await;
     const KEY: &str = "acme-key-0001";
-    let tmp = tempfile::tempdir().unwrap();
-    let downloads = tmp.path().join("downloads");
-    std::fs::create_dir_all(&downloads).unwrap();
-    let server = Serve::start(&model, &[("EARSHOT_API_KEYS", &format!("acme:{KEY}"))]).await;
-    let b = Browser::launch(
+    let setup = launch(
+        &model,
         "keys",
-        Options {
-            mic_wav: None,
-            downloads: &downloads,
-        },
+        &[],
+        &[("EARSHOT_API_KEYS", &format!("acme:{KEY}"))],
     )
     .await;
+    let (b, server, downloads) = (&setup.b, &setup.server, &setup.downloads);
     b.client.goto(&format!("{}/", server.base())).await.unwrap();
 
     // The prompt: visible, saying what is needed; nothing works before a key.
@@ -132,7 +126,7 @@ async fn key_prompt_wrong_key_upload_events_and_delete() {
     .await;
     b.by_id("download-json").await.click().await.unwrap();
     let json: Value =
-        serde_json::from_str(&downloaded(&b, &downloads, &format!("{id}.json")).await).unwrap();
+        serde_json::from_str(&downloaded(b, downloads, &format!("{id}.json")).await).unwrap();
     assert_eq!(json["session_id"], id.as_str());
     assert!(wer("go forward ten meters", json["text"].as_str().unwrap()) <= 0.25);
 
@@ -165,5 +159,5 @@ async fn key_prompt_wrong_key_upload_events_and_delete() {
     // The wrong key's 401 is the one error the browser logs.
     let errors = b.console_errors(&["401 (Unauthorized)"]).await;
     assert!(errors.is_empty(), "browser console errors: {errors:#?}");
-    b.close().await;
+    setup.b.close().await;
 }

@@ -4,7 +4,7 @@
 //! a server restart or crash, and an overloaded server's refusal with *Retry*.
 //! Screenshots of each stage go to `/tmp/webapp-shots/` (or `$EARSHOT_SHOTS_DIR`).
 //!
-//! - `page`: what the tests share (reading the captions and the status line);
+//! - `page`: what the tests share (the set-up, reading the captions and the status line);
 //! - `captions`, `keys`, `restart`, `overload`: the tests, one job each;
 //! - `browser`, `serve`, `clip`: Chromium over WebDriver, the server process, the speech.
 //!

@@ -9,11 +9,9 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::browser::{Browser, Options};
-use crate::clip;
 use crate::page::{
-    assert_gap_free, finals, joined, observe, open, prerequisites, speak, strings, NETWORK_NOISE,
-    PAGE, SERIAL,
+    assert_gap_free, finals, get_text, joined, launch_with_mic, prerequisites, speak, strings,
+    NETWORK_NOISE, PAGE, SERIAL,
 };
 use crate::serve::Serve;
 
@@ -60,18 +58,10 @@ impl Occupier {
             }
             None
         });
-        let client = reqwest::Client::new();
         let metrics = format!("{}/metrics", server.base());
         let deadline = tokio::time::Instant::now() + PAGE;
         loop {
-            let text = client
-                .get(&metrics)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = get_text(&metrics).await;
             let running = metric(&text, "earshot_active_streams").unwrap_or(0.0);
             if running >= 1.0 {
                 break;
@@ -97,21 +87,16 @@ impl Occupier {
 async fn overloaded_start_says_so_and_retry_goes_live() {
     let Some(model) = prerequisites() else { return };
     let _serial = SERIAL.lock().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let wav = tmp.path().join("speech.wav");
-    let reference = clip::speech_wav(&["goforward.wav", "something.wav"], &wav);
-    let server = Serve::start(&model, &[("EARSHOT_MAX_STREAMS", "1")]).await;
-    let other = Occupier::open(&server).await;
-    let b = Browser::launch(
+    let setup = launch_with_mic(
+        &model,
         "overload",
-        Options {
-            mic_wav: Some(&wav),
-            downloads: tmp.path(),
-        },
+        &["goforward.wav", "something.wav"],
+        &[("EARSHOT_MAX_STREAMS", "1")],
     )
     .await;
-    open(&b, &server).await;
-    observe(&b).await;
+    let (b, reference) = (&setup.b, setup.reference.as_str());
+    // Another client takes the one place before the page's Start.
+    let other = Occupier::open(&setup.server).await;
 
     // Start: refused, and the page says why and what to do.
     b.by_id("start").await.click().await.unwrap();
@@ -128,7 +113,7 @@ async fn overloaded_start_says_so_and_retry_goes_live() {
         "nothing is running to stop"
     );
     assert!(
-        finals(&b).await.is_empty(),
+        finals(b).await.is_empty(),
         "no captions from a refused stream"
     );
     let id = b.text("session-id").await;
@@ -136,8 +121,8 @@ async fn overloaded_start_says_so_and_retry_goes_live() {
 
     // The other stream ends; Retry continues the same session, live this time.
     assert_eq!(other.end().await, Some(1000), "the other stream completed");
-    let refused_states = strings(&b, "window.__states").await.len();
-    let (retried, shown) = speak(&b, "retry", &reference, "retried").await;
+    let refused_states = strings(b, "window.__states").await.len();
+    let (retried, shown) = speak(b, "retry", reference, "retried").await;
     assert_eq!(
         retried, id,
         "Retry continues the session the page had created"
@@ -146,19 +131,19 @@ async fn overloaded_start_says_so_and_retry_goes_live() {
         !retry.is_displayed().await.unwrap(),
         "Retry is gone once live"
     );
-    let after: Vec<String> = strings(&b, "window.__states").await[refused_states..].to_vec();
+    let after: Vec<String> = strings(b, "window.__states").await[refused_states..].to_vec();
     assert!(
         !after.contains(&"error".to_owned()),
         "no error after Retry: {after:?}"
     );
     assert_gap_free(&shown);
     let text = joined(&shown);
-    let w = wer(&reference, &text);
+    let w = wer(reference, &text);
     assert!(
         w <= 0.25,
         "captions after Retry {text:?} vs {reference:?}: WER {w:.2}"
     );
     let errors = b.console_errors(NETWORK_NOISE).await;
     assert!(errors.is_empty(), "browser console errors: {errors:#?}");
-    b.close().await;
+    setup.b.close().await;
 }

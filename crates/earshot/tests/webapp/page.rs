@@ -1,5 +1,6 @@
-//! What every web app test shares: the prerequisites, the one-at-a-time lock, and reading
-//! the page as a person sees it (captions, status states), through `data-testid` hooks.
+//! What every web app test shares: the prerequisites, the one-at-a-time lock, the set-up
+//! (a server and a browser whose microphone speaks), and reading the page as a person sees
+//! it (captions, status states), through `data-testid` hooks.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,7 +8,8 @@ use std::time::Duration;
 use earshot_testsupport::speech::{model_path, normalize, wer};
 use serde_json::Value;
 
-use crate::browser::{self, Browser};
+use crate::browser::{self, Browser, Options};
+use crate::clip;
 use crate::serve::Serve;
 
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -130,6 +132,80 @@ pub(crate) async fn speak(
     b.by_id("stop").await.click().await.unwrap();
     b.wait_state("completed", SPEECH).await;
     (id, finals(b).await)
+}
+
+/// A test's server and browser, and what the fake microphone says.
+pub(crate) struct Setup {
+    /// Declared first, so it is dropped (and Chromium quit) before the server goes.
+    pub b: Browser,
+    pub server: Serve,
+    /// The reference text of the speech (empty with a silent microphone).
+    pub reference: String,
+    /// Where each clip starts and ends in the speech (ms).
+    pub spans: Vec<(u64, u64)>,
+    /// Where the browser's downloads land.
+    pub downloads: PathBuf,
+    /// Holds the speech WAV, which Chromium reads only once Start is pressed.
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `earshot serve` on `model` with `envs`, and a browser named `name` whose fake
+/// microphone says `clips` (silent when there are none); the page is not opened.
+pub(crate) async fn launch(
+    model: &Path,
+    name: &str,
+    clips: &[&str],
+    envs: &[(&str, &str)],
+) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let wav = dir.path().join("speech.wav");
+    let (reference, spans) = if clips.is_empty() {
+        (String::new(), Vec::new())
+    } else {
+        clip::speech_wav(clips, &wav)
+    };
+    let server = Serve::start(model, envs).await;
+    let b = Browser::launch(
+        name,
+        Options {
+            mic_wav: (!clips.is_empty()).then_some(wav.as_path()),
+            downloads: &downloads,
+        },
+    )
+    .await;
+    Setup {
+        b,
+        server,
+        reference,
+        spans,
+        downloads,
+        _dir: dir,
+    }
+}
+
+/// [`launch`], then the app opened with Start ready and the page [`observe`]d.
+pub(crate) async fn launch_with_mic(
+    model: &Path,
+    name: &str,
+    clips: &[&str],
+    envs: &[(&str, &str)],
+) -> Setup {
+    let s = launch(model, name, clips, envs).await;
+    open(&s.b, &s.server).await;
+    observe(&s.b).await;
+    s
+}
+
+/// The body of a `GET` of `url`, as text.
+pub(crate) async fn get_text(url: &str) -> String {
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    r.text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: reading the body: {e}"))
 }
 
 /// Opens the app served by `server` and waits until Start can be pressed.

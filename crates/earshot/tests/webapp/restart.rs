@@ -4,22 +4,19 @@
 use earshot_testsupport::speech::{normalize, wer};
 use earshot_testsupport::RedisServer;
 
-use crate::browser::{Browser, Options};
-use crate::clip;
 use crate::page::{
-    assert_gap_free, audio_sent_ms, count, count_audio_sent, finals, joined, observe, open,
+    assert_gap_free, audio_sent_ms, count, count_audio_sent, finals, joined, launch_with_mic,
     prerequisites, stored, strings, NETWORK_NOISE, PAGE, SERIAL, SPEECH,
 };
-use crate::serve::Serve;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_captions_survive_a_server_restart_on_redis() {
     let Some(model) = prerequisites() else { return };
     let _serial = SERIAL.lock().await;
     let redis = RedisServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let wav = tmp.path().join("speech.wav");
-    let reference = clip::speech_wav(
+    let mut setup = launch_with_mic(
+        &model,
+        "restart",
         &[
             "goforward.wav",
             "something.wav",
@@ -27,31 +24,22 @@ async fn live_captions_survive_a_server_restart_on_redis() {
             "goforward.wav",
             "something.wav",
         ],
-        &wav,
-    );
-    let mut server = Serve::start(&model, &[("REDIS_URL", &redis.url())]).await;
-    let b = Browser::launch(
-        "restart",
-        Options {
-            mic_wav: Some(&wav),
-            downloads: tmp.path(),
-        },
+        &[("REDIS_URL", &redis.url())],
     )
     .await;
-    open(&b, &server).await;
-    observe(&b).await;
+    let (b, reference, server) = (&setup.b, &setup.reference, &mut setup.server);
     b.by_id("start").await.click().await.unwrap();
     b.wait_state("live", PAGE).await;
     let id = b.text("session-id").await;
     b.wait("the first final", SPEECH, || async {
-        (!finals(&b).await.is_empty()).then_some(())
+        (!finals(b).await.is_empty()).then_some(())
     })
     .await;
 
     // Mid-speech, the server is restarted; the page reconnects and carries on.
     server.restart().await;
     b.wait("live again after the restart", SPEECH, || async {
-        let states = strings(&b, "window.__states").await;
+        let states = strings(b, "window.__states").await;
         let n = states.len();
         (n >= 2 && states[n - 1] == "live" && states.contains(&"reconnecting".to_owned()))
             .then_some(())
@@ -60,9 +48,9 @@ async fn live_captions_survive_a_server_restart_on_redis() {
     b.shot("reconnected").await;
     // Speech after the restart is captioned: wait for the last sentence. It is said twice
     // in the clip, so the captions must also be about as long as the whole reference.
-    let want = normalize(&reference).len();
+    let want = normalize(reference).len();
     b.wait("captions of the last sentence", SPEECH, || async {
-        let words = normalize(&joined(&finals(&b).await));
+        let words = normalize(&joined(&finals(b).await));
         (words.len() + 4 >= want
             && words.ends_with(&["go", "somewhere", "and", "do", "something"].map(String::from)))
         .then_some(())
@@ -72,9 +60,9 @@ async fn live_captions_survive_a_server_restart_on_redis() {
     b.wait_state("completed", SPEECH).await;
     b.shot("completed").await;
 
-    let shown = finals(&b).await;
+    let shown = finals(b).await;
     assert_gap_free(&shown);
-    let stored = stored(&server, &id).await;
+    let stored = stored(server, &id).await;
     assert_eq!(
         stored["text"].as_str().unwrap(),
         joined(&shown),
@@ -83,7 +71,7 @@ async fn live_captions_survive_a_server_restart_on_redis() {
     // The old server reads the page's audio until the page has stopped sending
     // (`draining`), and the page sends the rest to the new one: nothing is lost, so the
     // bound is the one of an uninterrupted stream.
-    let w = wer(&reference, &joined(&shown));
+    let w = wer(reference, &joined(&shown));
     assert!(
         w <= 0.25,
         "captions across the restart {:?} vs {reference:?}: WER {w:.2}",
@@ -95,7 +83,7 @@ async fn live_captions_survive_a_server_restart_on_redis() {
         "browser console errors: {errors:#?}\nserver log:\n{}",
         server.log()
     );
-    b.close().await;
+    setup.b.close().await;
 }
 
 /// The crash test's sentences, each with words no other has. tiny.en hears these clips
@@ -121,30 +109,21 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
     let Some(model) = prerequisites() else { return };
     let _serial = SERIAL.lock().await;
     let redis = RedisServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let wav = tmp.path().join("speech.wav");
     let clips: Vec<&str> = CRASH_CLIPS.iter().map(|(c, _)| *c).collect();
-    let (reference, spans) = clip::speech_wav_spans(&clips, &wav);
     // The dead server's stream lock outlives it by this TTL; a short one keeps the test short.
-    let mut server = Serve::start(
+    let mut setup = launch_with_mic(
         &model,
+        "crash",
+        &clips,
         &[
             ("REDIS_URL", &redis.url()),
             ("EARSHOT_STREAM_LOCK_TTL", "5s"),
         ],
     )
     .await;
-    let b = Browser::launch(
-        "crash",
-        Options {
-            mic_wav: Some(&wav),
-            downloads: tmp.path(),
-        },
-    )
-    .await;
-    open(&b, &server).await;
-    observe(&b).await;
-    count_audio_sent(&b).await;
+    let (b, reference, spans, server) =
+        (&setup.b, &setup.reference, &setup.spans, &mut setup.server);
+    count_audio_sent(b).await;
     b.by_id("start").await.click().await.unwrap();
     b.wait_state("live", PAGE).await;
     let id = b.text("session-id").await;
@@ -154,15 +133,15 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
     let last = kill_point(spans[KILL_IN[KILL_IN.len() - 1]]);
     let final_first = b
         .wait("a first final", SPEECH, || async {
-            if !finals(&b).await.is_empty() {
+            if !finals(b).await.is_empty() {
                 return Some(true);
             }
-            (audio_sent_ms(&b).await >= last).then_some(false)
+            (audio_sent_ms(b).await >= last).then_some(false)
         })
         .await;
 
     // The server is killed in the next sentence the microphone has not finished.
-    let now = audio_sent_ms(&b).await;
+    let now = audio_sent_ms(b).await;
     let target = KILL_IN
         .into_iter()
         .find(|&i| now + 300 < spans[i].1)
@@ -171,7 +150,7 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
     let kill_at = kill_point(spans[target]);
     let at = b
         .wait("the middle of the sentence", SPEECH, || async {
-            let at = audio_sent_ms(&b).await;
+            let at = audio_sent_ms(b).await;
             (at >= kill_at).then_some(at)
         })
         .await;
@@ -181,7 +160,7 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
         "killed in {:?} ({start}..{end} ms of speech), not at {at} ms",
         CRASH_CLIPS[target].0
     );
-    let before = joined(&finals(&b).await);
+    let before = joined(&finals(b).await);
     eprintln!(
         "killed at {at} ms of speech, in {} ({start}..{end} ms); {}",
         CRASH_CLIPS[target].0,
@@ -197,7 +176,7 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
     // A new server on the same port (the same origin for the page), on the same Redis.
     server.start_again().await;
     b.wait("live again after the crash", SPEECH, || async {
-        let states = strings(&b, "window.__states").await;
+        let states = strings(b, "window.__states").await;
         let n = states.len();
         (n >= 2 && states[n - 1] == "live" && states[n - 2] == "reconnecting").then_some(())
     })
@@ -210,7 +189,7 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
     b.shot("live-again").await;
     // The last word said; what came before it is checked below, once the session is done.
     b.wait("the last word captioned", SPEECH, || async {
-        let words = normalize(&joined(&finals(&b).await));
+        let words = normalize(&joined(&finals(b).await));
         (words.last().map(String::as_str) == Some("something")).then_some(())
     })
     .await;
@@ -218,10 +197,10 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
     b.wait_state("completed", SPEECH).await;
     b.shot("completed").await;
 
-    let shown = finals(&b).await;
+    let shown = finals(b).await;
     assert_gap_free(&shown);
     let text = joined(&shown);
-    let stored = stored(&server, &id).await;
+    let stored = stored(server, &id).await;
     let stored = stored["text"].as_str().unwrap();
     assert_eq!(
         stored, text,
@@ -242,7 +221,7 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
             }
         }
     }
-    let w = wer(&reference, &text);
+    let w = wer(reference, &text);
     assert!(
         w <= 0.25,
         "captions across the crash {text:?} vs {reference:?}: WER {w:.2}"
@@ -253,5 +232,5 @@ async fn words_said_as_the_server_is_killed_are_captioned_once_on_redis() {
         "browser console errors: {errors:#?}\nserver log:\n{}",
         server.log()
     );
-    b.close().await;
+    setup.b.close().await;
 }
