@@ -219,13 +219,18 @@ async fn a_reconnected_stream_continues_the_sessions_time_line() {
     };
     // What an earlier connection (on this node or another) left: finals up to 61.5 s.
     app.create(ACME, "later").await;
-    let r = app
-        .post(ACME, "/v1/sessions/later/segments")
-        .json(&json!({"text": "earlier words", "start_ms": 60_000, "end_ms": 61_500}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    for (text, start_ms, end_ms) in [
+        ("first words", 1_000, 2_000),
+        ("earlier words", 60_000, 61_500),
+    ] {
+        let r = app
+            .post(ACME, "/v1/sessions/later/segments")
+            .json(&json!({"text": text, "start_ms": start_ms, "end_ms": end_ms}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
     let audio = with_silence(&clip_i16("goforward.wav"), 500);
     let ws = connect(&app, "/v1/sessions/later/stream", ACME)
         .await

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use earshot_core::{NewSegment, NewSession, Session, StreamId, Transcript};
+use earshot_core::{NewSegment, NewSession, Segment, Session, StreamId, Transcript};
 
 /// A failed store call. Every variant is something the caller answers with a retry or a
 /// fallback (HTTP 503 + `Retry-After`), never a panic.
@@ -257,6 +257,16 @@ pub trait Store: Send + Sync + 'static {
     /// The transcript (chunks joined by one space) and segments, if the session exists
     /// and belongs to `tenant`. Completed sessions are served from the cache entry.
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>>;
+
+    /// The session's segments with `seq >= from`, oldest first (none when `from` is past
+    /// the last), if the session exists and belongs to `tenant`. For a reader that needs
+    /// the tail of a long session, not all of it (a reconnecting live stream).
+    async fn segments_from(
+        &self,
+        tenant: &str,
+        id: &str,
+        from: u64,
+    ) -> StoreResult<Option<Vec<Segment>>>;
 
     /// Removes the tenant-index entries of sessions that expired, so an index does not
     /// grow with every session a tenant ever had when nobody lists it. The server runs

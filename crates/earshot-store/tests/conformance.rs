@@ -22,6 +22,7 @@ conformance!(
     other_tenants_see_nothing,
     concurrent_appends_get_gap_free_seqs,
     transcript_joins_chunks_with_one_space,
+    segments_from_reads_only_the_tail,
     complete_is_idempotent_under_concurrency,
     appends_after_complete_are_refused,
     delete_removes_everything_and_publishes,
@@ -259,6 +260,48 @@ async fn transcript_joins_chunks_with_one_space(kind: Kind) {
     assert_eq!(t.segments[1].text, "he said \"hi\" — ünï");
     assert_eq!(t.segments[1].start_ms, None);
     assert_eq!(t.segments[1].seq, 1);
+}
+
+async fn segments_from_reads_only_the_tail(kind: Kind) {
+    let h = Harness::new(kind).await;
+    create(&h.store, "acme", "tail").await;
+    assert_eq!(
+        h.store.segments_from("acme", "tail", 0).await.unwrap(),
+        Some(Vec::new()),
+        "a session without segments has an empty tail"
+    );
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        let at = i as i64 * 1000;
+        h.store
+            .append_segment("acme", "tail", &timed_seg(text, at, at + 900))
+            .await
+            .unwrap();
+    }
+    let all = h.store.transcript("acme", "tail").await.unwrap().unwrap();
+    let from = |n: u64| {
+        let store = h.store.clone();
+        async move { store.segments_from("acme", "tail", n).await.unwrap() }
+    };
+    assert_eq!(from(0).await, Some(all.segments.clone()));
+    let last = from(2).await.unwrap();
+    assert_eq!(
+        last.iter()
+            .map(|s| (s.seq, s.text.as_str(), s.end_ms))
+            .collect::<Vec<_>>(),
+        [(2, "three", Some(2900))]
+    );
+    assert_eq!(from(1).await.unwrap().len(), 2);
+    assert_eq!(from(3).await, Some(Vec::new()), "nothing past the last");
+    assert_eq!(from(u64::MAX).await, Some(Vec::new()));
+    assert_eq!(
+        h.store.segments_from("globex", "tail", 0).await.unwrap(),
+        None,
+        "another tenant's session is not there"
+    );
+    assert_eq!(
+        h.store.segments_from("acme", "nope", 0).await.unwrap(),
+        None
+    );
 }
 
 async fn complete_is_idempotent_under_concurrency(kind: Kind) {

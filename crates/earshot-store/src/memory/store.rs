@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use earshot_core::{NewSegment, NewSession, Session, StreamId, Transcript};
+use earshot_core::{NewSegment, NewSession, Segment, Session, StreamId, Transcript};
 
 use super::MemoryStore;
 use crate::api::*;
@@ -56,6 +56,15 @@ impl Store for MemoryStore {
 
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>> {
         self.transcript_impl(tenant, id)
+    }
+
+    async fn segments_from(
+        &self,
+        tenant: &str,
+        id: &str,
+        from: u64,
+    ) -> StoreResult<Option<Vec<Segment>>> {
+        self.segments_from_impl(tenant, id, from)
     }
 
     async fn prune_expired(&self) -> StoreResult<u64> {

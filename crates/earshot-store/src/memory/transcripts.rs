@@ -2,7 +2,7 @@
 //! reading a session's transcript, cached once the session is completed.
 
 use earshot_core::event::completed_transcript;
-use earshot_core::{EventKind, SessionStatus, Transcript};
+use earshot_core::{EventKind, Segment, SessionStatus, Transcript};
 
 use super::MemoryStore;
 use crate::api::*;
@@ -85,6 +85,20 @@ impl MemoryStore {
             st.keys
                 .put_cache(id, t.clone(), now + self.config.cache_ttl);
             Ok(Some(t))
+        })
+    }
+
+    pub(super) fn segments_from_impl(
+        &self,
+        tenant: &str,
+        id: &str,
+        from: u64,
+    ) -> StoreResult<Option<Vec<Segment>>> {
+        self.run("segments_from", |st, _| {
+            Ok(st.keys.session_of(tenant, id).map(|rec| {
+                let from = usize::try_from(from).unwrap_or(usize::MAX);
+                rec.segments.iter().skip(from).cloned().collect()
+            }))
         })
     }
 }

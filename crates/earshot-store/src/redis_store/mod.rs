@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use earshot_core::config::StoreConfig;
 use earshot_core::keys::Keys;
-use earshot_core::{NewSegment, NewSession, Session, StreamId, Transcript};
+use earshot_core::{NewSegment, NewSession, Segment, Session, StreamId, Transcript};
 use redis::Value;
 
 use crate::api::*;
@@ -214,6 +214,15 @@ impl Store for RedisStore {
 
     async fn transcript(&self, tenant: &str, id: &str) -> StoreResult<Option<Transcript>> {
         timed("transcript", self.transcript_impl(tenant, id)).await
+    }
+
+    async fn segments_from(
+        &self,
+        tenant: &str,
+        id: &str,
+        from: u64,
+    ) -> StoreResult<Option<Vec<Segment>>> {
+        timed("segments_from", self.segments_from_impl(tenant, id, from)).await
     }
 
     async fn prune_expired(&self) -> StoreResult<u64> {

@@ -55,10 +55,22 @@ impl RedisStore {
     /// large session never holds Redis for everyone else. Segments are only ever
     /// appended, so the first `count` are a consistent snapshot.
     async fn read_segments(&self, id: &str, count: u64) -> StoreResult<Vec<Segment>> {
+        self.read_segments_between(id, 0, count).await
+    }
+
+    /// The stored segments with `first <= seq < count` (a segment's seq is its index in
+    /// the list), read as [`Self::read_segments`] does.
+    async fn read_segments_between(
+        &self,
+        id: &str,
+        first: u64,
+        count: u64,
+    ) -> StoreResult<Vec<Segment>> {
         let key = self.keys.segments(id);
-        let mut out = Vec::with_capacity(count.min(SEGMENT_PAGE * 4) as usize);
-        while (out.len() as u64) < count {
-            let from = out.len() as u64;
+        let wanted = count.saturating_sub(first);
+        let mut out = Vec::with_capacity(wanted.min(SEGMENT_PAGE * 4) as usize);
+        while (out.len() as u64) < wanted {
+            let from = first + out.len() as u64;
             let to = (from + SEGMENT_PAGE).min(count) - 1;
             let page = self
                 .conns
@@ -199,6 +211,18 @@ impl RedisStore {
             },
             None => CompleteOutcome::NotFound,
         })
+    }
+
+    pub(super) async fn segments_from_impl(
+        &self,
+        tenant: &str,
+        id: &str,
+        from: u64,
+    ) -> StoreResult<Option<Vec<Segment>>> {
+        let Some((_, count)) = self.head(tenant, id).await? else {
+            return Ok(None);
+        };
+        self.read_segments_between(id, from, count).await.map(Some)
     }
 
     pub(super) async fn transcript_impl(

@@ -7,6 +7,7 @@
 //! * [`query`]: the query string, checked before the upgrade;
 //! * [`lock`]: one live stream per session (`lock:session:<id>:stream`);
 //! * [`run`]: the loop between the socket, the live stream and the store;
+//! * [`resume`]: where a reconnect picks up (its time line, the finals to replay);
 //! * [`emit`]: the stream's events to the client, each final stored before it is sent;
 //! * [`close`]: why a stream ended and the close code the client gets;
 //! * [`claims`]: what a running stream holds, given back before the client hears the end.
@@ -16,6 +17,7 @@ mod close;
 mod emit;
 mod lock;
 mod query;
+mod resume;
 mod run;
 
 use std::time::Duration;

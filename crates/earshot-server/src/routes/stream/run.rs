@@ -38,7 +38,7 @@ pub struct StreamCtx {
     pub shutdown: CancellationToken,
     pub resume_after_seq: Option<u64>,
     /// Finals the session held when the stream opened: without any, there is no time line
-    /// to continue and nothing to replay, so the transcript is not read.
+    /// to continue and nothing to replay, so no final is read.
     pub stored_finals: u64,
     /// Whether partials are sent (`configure` can turn them off).
     pub send_partials: bool,
@@ -80,7 +80,7 @@ pub async fn run(mut ctx: StreamCtx, socket: WebSocket, claims: Claims) {
         return;
     }
     let _active = ActiveStream::new();
-    resume(&mut ctx, &out).await;
+    super::resume::resume(&mut ctx, &out).await;
 
     let (tx, mut rx) = mpsc::channel::<Inbound>(INBOX_MESSAGES);
     let backlog = ctx.backlog.clone();
@@ -201,47 +201,6 @@ async fn drain(
                 _ => {}
             },
         }
-    }
-}
-
-/// A stream on a session that already has finals (a reconnect, here or on another node)
-/// continues its time line after the last of them, and with `resume_after_seq` first gets
-/// the finals the client has not seen.
-async fn resume(ctx: &mut StreamCtx, out: &Outbox) {
-    if ctx.stored_finals == 0 {
-        return;
-    }
-    let transcript = match ctx
-        .sessions
-        .store()
-        .transcript(&ctx.tenant, &ctx.session_id)
-        .await
-    {
-        Ok(Some(t)) => t,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the session's finals to resume it");
-            return;
-        }
-    };
-    let last_end = transcript
-        .segments
-        .iter()
-        .filter_map(|s| s.end_ms)
-        .max()
-        .unwrap_or(0);
-    ctx.live.continue_after(last_end.max(0) as u64);
-    let Some(after) = ctx.resume_after_seq else {
-        return;
-    };
-    for s in transcript.segments.into_iter().filter(|s| s.seq > after) {
-        out.send(&ServerMessage::Final {
-            seq: s.seq,
-            text: s.text,
-            start_ms: s.start_ms.unwrap_or(0),
-            end_ms: s.end_ms.unwrap_or(0),
-            words: s.words,
-        });
     }
 }
 
