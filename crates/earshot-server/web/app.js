@@ -40,6 +40,9 @@ const live = new LiveSession(new Captions(document.getElementById("transcript"))
   created() {
     refresh();
   },
+  discarded() {
+    refresh();
+  },
   completed(id) {
     refresh().then(() => show(id));
   },

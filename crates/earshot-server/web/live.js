@@ -12,6 +12,8 @@ const RATE = 16000;
 /** Audio kept for sending (again): a minute at 16 kHz s16le, the oldest dropped past it. */
 const MAX_KEPT_BYTES = 60 * RATE * 2;
 const MAX_BACKOFF_MS = 5000;
+const BUSY =
+  "Error: the server is busy (overloaded): every decoding slot is taken by streams already running. Nothing was lost; press Retry in a few seconds.";
 
 /** Close codes after which retrying the same request cannot help. */
 const FATAL_CODES = new Set([1008, 1009]);
@@ -19,7 +21,8 @@ const FATAL_CODES = new Set([1008, 1009]);
 export class LiveSession {
   /**
    * `captions`: a Captions view; `on.status(state, text)`, `on.level(fraction)`,
-   * `on.session(id)`, `on.created(id)`, `on.completed(id)`, `on.keyRefused()`, `on.retryable(bool)`.
+   * `on.session(id)`, `on.created(id)`, `on.discarded(id)`, `on.completed(id)`, `on.keyRefused()`,
+   * `on.retryable(bool)`.
    */
   constructor(captions, on) {
     this.captions = captions;
@@ -43,15 +46,20 @@ export class LiveSession {
   async start(resumeId) {
     if (this.active) return;
     this.id = resumeId || `live-${crypto.randomUUID()}`;
+    // A session refused before it ever ran was deleted (see `closed`): Retry creates it
+    // again under the same id.
+    this.creates = !resumeId || this.discarded === resumeId;
+    this.discarded = null;
     this.kept = new KeptAudio(RATE, MAX_KEPT_BYTES);
     // Where the next connection starts sending: a position in `kept`, or null for "at
     // the session's last stored final" (after a connection that ended abnormally).
     this.resumeFrom = 0;
     // A session this page has just created has no finals: its first connection starts
     // the time line at 0 without reading the transcript.
-    this.fresh = !resumeId;
+    this.fresh = this.creates;
     this.lostSamples = 0;
     this.attempts = 0;
+    this.connections = 0;
     this.heard = false;
     this.finishing = false;
     this.completed = false;
@@ -60,7 +68,7 @@ export class LiveSession {
     this.on.session(this.id);
     this.status("connecting", "Connecting…");
     try {
-      if (!resumeId) {
+      if (this.creates) {
         await request("/v1/sessions", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
@@ -127,6 +135,7 @@ export class LiveSession {
     const params = { sample_rate: RATE, encoding: "pcm_s16le" };
     if (last !== null) params.resume_after_seq = last;
     const ws = new WebSocket(streamUrl(this.id, params));
+    this.connections += 1;
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.opened = false;
@@ -175,6 +184,13 @@ export class LiveSession {
         break;
       case "error":
         this.lastError = m;
+        // The server says so right after the handshake, and closes once it has given back
+        // what the stream held: the page stops saying "Live" (and listening) at once, and
+        // offers Retry at the close.
+        if (this.refused(m)) {
+          this.releaseMic();
+          this.status("error", BUSY);
+        }
         break;
       default:
         break; // speech_started / utterance_end
@@ -240,16 +256,20 @@ export class LiveSession {
       this.on.completed(this.id);
       return;
     }
-    if (!this.active) return;
-    if (err && (err.code === "overloaded" || ev.code === 1013) && !this.heard && !this.finishing) {
+    if (this.refused(err, ev.code)) {
       this.teardown();
-      this.status(
-        "error",
-        "Error: the server is busy (overloaded): every decoding slot is taken by streams already running. Nothing was lost; press Retry in a few seconds.",
-      );
+      this.status("error", BUSY);
+      // A session this page created for a stream that never ran holds nothing: it is not
+      // left in history as a live session with no segments. Retry creates it again.
+      const id = this.id;
+      if (this.creates && this.connections === 1 && (await this.discard(id))) {
+        if (this.id !== id) return; // Start was pressed meanwhile: a new session runs
+        this.discarded = id;
+      }
       this.on.retryable(true);
       return;
     }
+    if (!this.active) return;
     if (err && FATAL_CODES.has(ev.code)) {
       this.teardown();
       this.status("error", `Error: ${err.message} (${err.code})`);
@@ -280,6 +300,22 @@ export class LiveSession {
     }, delay);
   }
 
+  /** Whether `err` (and the close `code`) refuse the stream for want of room before it ran. */
+  refused(err, code) {
+    return Boolean(err) && (err.code === "overloaded" || code === 1013) && !this.heard && !this.finishing;
+  }
+
+  /** Deletes session `id`; whether it is gone. */
+  async discard(id) {
+    try {
+      await request(`/v1/sessions/${encodeURIComponent(id)}`, { method: "DELETE" });
+    } catch {
+      return false; // it stays, and Retry continues it
+    }
+    this.on.discarded(id);
+    return true;
+  }
+
   /** After a failed handshake: a reason that makes retrying pointless, or null. */
   async probe() {
     try {
@@ -297,12 +333,16 @@ export class LiveSession {
     }
   }
 
-  /** Releases the microphone and the socket. */
-  teardown() {
+  releaseMic() {
     const mic = this.mic;
     this.mic = null;
     if (mic) mic.stop();
     this.on.level(0);
+  }
+
+  /** Releases the microphone and the socket. */
+  teardown() {
+    this.releaseMic();
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;

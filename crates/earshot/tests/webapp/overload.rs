@@ -106,8 +106,12 @@ async fn overloaded_start_says_so_and_retry_goes_live() {
         status.contains("busy") && status.contains("overloaded") && status.contains("Retry"),
         "the status says the server is busy and to retry: {status:?}"
     );
+    // Offered once the server has closed the refused stream.
     let retry = b.by_id("retry").await;
-    assert!(retry.is_displayed().await.unwrap(), "Retry is offered");
+    b.wait("Retry offered", PAGE, || async {
+        retry.is_displayed().await.ok()?.then_some(())
+    })
+    .await;
     assert!(
         !b.by_id("stop").await.is_enabled().await.unwrap(),
         "nothing is running to stop"
@@ -117,15 +121,31 @@ async fn overloaded_start_says_so_and_retry_goes_live() {
         "no captions from a refused stream"
     );
     let id = b.text("session-id").await;
+    // Nothing ran, so the session the page had created for it is gone, not left in history
+    // as a live session with no segments.
+    let status = reqwest::get(format!("{}/v1/sessions/{id}", setup.server.base()))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404, "the refused stream's empty session is deleted");
+    b.wait("the refused session gone from history", PAGE, || async {
+        for l in b.all("session-link").await {
+            if l.attr("data-session-id").await.ok()?.as_deref() == Some(id.as_str()) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     b.shot("overloaded").await;
 
-    // The other stream ends; Retry continues the same session, live this time.
+    // The other stream ends; Retry goes live on the same session id this time.
     assert_eq!(other.end().await, Some(1000), "the other stream completed");
     let refused_states = strings(b, "window.__states").await.len();
     let (retried, shown) = speak(b, "retry", reference, "retried").await;
     assert_eq!(
         retried, id,
-        "Retry continues the session the page had created"
+        "Retry goes live on the session id the page had shown"
     );
     assert!(
         !retry.is_displayed().await.unwrap(),
