@@ -19,7 +19,7 @@
 //! cargo run --release -p earshot --example live_bench -- --levels 4,6 --solo-from live_bench.jsonl
 //! ```
 //! Needs `espeak-ng` for `--material espeak|mixed`, Festival too for the held-out pools
-//! (`unseen`, `unseen-b`), and Flite for `unseen-c` and `unseen-d` (the held-out one now)
+//! (`unseen`, `unseen-b`), and Flite for `unseen-c` to `unseen-e` (the held-out one now)
 //! (`apt-get install -y espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite`).
 //! Environment: `EARSHOT_MODEL` (default `/work/shared/models/ggml-tiny.en.bin`) is passed to
 //! the server; `--env KEY=VALUE` adds more server environment. Only 127.0.0.1 is used.
@@ -50,7 +50,7 @@ struct Args {
     /// Concurrency levels, each on a fresh server.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,6,8")]
     levels: Vec<usize>,
-    /// Utterance material: clips, espeak, mixed, or a held-out pool (unseen, unseen-b, unseen-c, unseen-d).
+    /// Utterance material: clips, espeak, mixed, or a held-out pool (unseen, unseen-b ... unseen-e).
     #[arg(long, default_value = "mixed")]
     material: Material,
     /// earshot binary (default: $CARGO_TARGET_DIR/release/earshot or target/release/earshot).
@@ -180,7 +180,7 @@ async fn run(args: Args) -> Result<(), String> {
             "kind": "solo",
             "script": script.index,
             "fingerprint": script.fingerprint,
-            "material": format!("{:?}", args.material).to_lowercase(),
+            "material": args.material.to_string(),
             "audio_secs": s.audio_secs,
             "server_cpu_secs": level.server_cpu,
             "wall_secs": level.wall_secs,
@@ -220,7 +220,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         };
         let mut row = summarize(n, &level, &solo);
-        row["material"] = json!(format!("{:?}", args.material).to_lowercase());
+        row["material"] = json!(args.material.to_string());
         row["seed"] = json!(args.seed);
         row["speed"] = json!(args.speed);
         row["stagger_ms"] = json!(args.stagger_ms);

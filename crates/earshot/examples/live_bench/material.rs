@@ -19,6 +19,18 @@ pub enum Material {
     Held(usize),
 }
 
+impl std::fmt::Display for Material {
+    /// The `--material` name, as it was given.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Clips => "clips",
+            Self::Espeak => "espeak",
+            Self::Mixed => "mixed",
+            Self::Held(i) => crate::unseen::POOLS[*i].name,
+        })
+    }
+}
+
 impl std::str::FromStr for Material {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

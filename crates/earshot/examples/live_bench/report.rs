@@ -126,7 +126,7 @@ pub fn print_material(
         args.envs
     );
     println!(
-        "material: {:?}, {} distinct utterances in the pool, seed {}, speed {}x, stagger {} ms",
+        "material: {}, {} distinct utterances in the pool, seed {}, speed {}x, stagger {} ms",
         args.material,
         pool.len(),
         args.seed,
