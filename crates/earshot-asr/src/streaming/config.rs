@@ -46,6 +46,12 @@ pub struct StreamConfig {
     pub audio_ctx: AudioCtx,
     /// Encoder context of an utterance's final decode (`None`: the engine's policy).
     pub final_audio_ctx: Option<AudioCtx>,
+    /// Start an utterance's final decode half way through the endpointing silence, so its
+    /// words are ready when the end is certain.
+    pub early_final: bool,
+    /// When speech resumes after such a decode started, its words become final at the
+    /// pause rather than at the next utterance end or the window's cap.
+    pub commit_at_pause: bool,
 }
 
 impl Default for StreamConfig {
@@ -66,6 +72,8 @@ impl Default for StreamConfig {
                 floor_ms: 5_000,
             },
             final_audio_ctx: None,
+            early_final: true,
+            commit_at_pause: true,
         }
     }
 }
@@ -157,6 +165,12 @@ pub struct StreamStats {
     pub partials_dropped: u64,
     /// Audio pushed (ms).
     pub audio_ms: u64,
+    /// Final decodes started in a pause and used at the utterance's end.
+    pub early_finals_used: u64,
+    /// Early decodes whose words became final where speech resumed after the pause.
+    pub pause_commits: u64,
+    /// Final decodes started in a pause and given up: stale, failed, or echoing.
+    pub early_finals_dropped: u64,
     /// Sum of the encoder contexts of all decodes (frames of 20 ms): the main cost driver.
     pub ctx_frames: u64,
 }

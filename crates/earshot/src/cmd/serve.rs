@@ -127,6 +127,14 @@ pub struct ServeArgs {
     /// CPU threads per decode.
     #[arg(long, env = "EARSHOT_ASR_THREADS", default_value_t = 1)]
     pub asr_threads: usize,
+    /// Start an utterance's final decode half way through the endpointing silence, so its
+    /// words are ready when the end is certain (`false`: decode only once it is).
+    #[arg(long, env = "EARSHOT_EARLY_FINAL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub early_final: bool,
+    /// When speech resumes after such an early decode started, make its words final at
+    /// the pause (`false`: at the next utterance end or when the window fills).
+    #[arg(long, env = "EARSHOT_COMMIT_AT_PAUSE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub commit_at_pause: bool,
     /// Concurrent decodes (default: cores / threads per decode, at least 1).
     #[arg(long, env = "EARSHOT_DECODE_SLOTS")]
     pub decode_slots: Option<usize>,

@@ -149,7 +149,11 @@ pub async fn load_speech(args: &ServeArgs) -> anyhow::Result<SpeechStatus> {
     }
     let speech = |scheduler: Scheduler, name: &str| Speech {
         scheduler,
-        stream: StreamConfig::default(),
+        stream: StreamConfig {
+            early_final: args.early_final,
+            commit_at_pause: args.commit_at_pause,
+            ..StreamConfig::default()
+        },
         idle_timeout: args.stream_idle_timeout,
         model_name: name.to_owned(),
     };

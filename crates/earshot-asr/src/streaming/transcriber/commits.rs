@@ -21,7 +21,7 @@ pub(super) const RETRY_CTX: crate::engine::AudioCtx = crate::engine::AudioCtx::A
 
 /// Voiced audio (ms) after a final decode's last word that means the decoder stopped early:
 /// longer than a breath or a trailing syllable VAD keeps, shorter than any clause.
-const STOPS_SHORT_MS: i64 = 1_500;
+pub(super) const STOPS_SHORT_MS: i64 = 1_500;
 
 impl StreamingTranscriber {
     /// A commit decode of the window; `last` (an utterance's final decode) uses the
@@ -33,12 +33,7 @@ impl StreamingTranscriber {
             Some(self.cfg.audio_ctx)
         };
         let opts = self.decode_options(ctx, false);
-        self.last_commit_at = self.total;
-        self.generation += 1;
-        if let Some(p) = self.pending.take() {
-            p.drop_stale();
-            self.stats.partials_dropped += 1;
-        }
+        self.begin_commit();
         let t = self
             .sched
             .decode(Priority::Commit, self.buf.clone(), opts)
@@ -46,6 +41,16 @@ impl StreamingTranscriber {
         self.stats.commit_decodes += 1;
         self.stats.ctx_frames += t.audio_ctx as u64;
         Ok(self.uncommitted_words(t))
+    }
+
+    /// A commit decode's words are coming: a partial in flight is stale.
+    pub(super) fn begin_commit(&mut self) {
+        self.last_commit_at = self.total;
+        self.generation += 1;
+        if let Some(p) = self.pending.take() {
+            p.drop_stale();
+            self.stats.partials_dropped += 1;
+        }
     }
 
     pub(super) fn uncommitted_words(&mut self, t: Transcript) -> Vec<Word> {
@@ -154,7 +159,14 @@ impl StreamingTranscriber {
     ) -> Result<(), EngineError> {
         let has_something = self.in_utterance || !self.tail.is_empty();
         if has_something && !self.buf.is_empty() {
-            let mut decoded = self.commit_decode(true).await;
+            let mut decoded = match self.take_early_final().await {
+                Some(early) => early,
+                None => self.commit_decode(true).await,
+            };
+            // An echo or a loop, or words that stop well before the speech does (tiny.en
+            // sometimes ends its output with the committed context's last sentence), where
+            // the window holds committed context: decode the utterance once more without
+            // that context rather than lose it.
             // An echo or a loop, or words that stop well before the speech does (tiny.en
             // sometimes ends its output with the committed context's last sentence), where
             // the window holds committed context: decode the utterance once more without
@@ -207,7 +219,7 @@ impl StreamingTranscriber {
 
     /// Where the words of a decode (after the committed ones) end: the last committed word's
     /// end when it has none.
-    fn heard_to(&self, new: &[Word]) -> i64 {
+    pub(super) fn heard_to(&self, new: &[Word]) -> i64 {
         new.last()
             .map_or(self.last_committed_end_ms, |w| w.end_ms)
             .max(self.last_committed_end_ms)
@@ -230,7 +242,7 @@ impl StreamingTranscriber {
     }
 
     /// Where the window's audio not yet committed starts (ms).
-    fn uncommitted_from_ms(&self) -> u64 {
+    pub(super) fn uncommitted_from_ms(&self) -> u64 {
         let window_from = self.buf_start / SPM;
         if self.last_committed_end_ms >= 0 {
             (self.last_committed_end_ms as u64).max(window_from)

@@ -2,6 +2,7 @@
 //! points fixed by the audio, optional partial decodes in the background.
 
 mod commits;
+mod early;
 mod output;
 mod partials;
 mod window;
@@ -17,6 +18,7 @@ use crate::vad::{Vad, VadEvent, FRAME_SAMPLES};
 use crate::Word;
 
 use commits::RETRY_CTX;
+use early::Early;
 use partials::Pending;
 
 const SPM: u64 = TARGET_RATE as u64 / 1000; // samples per ms
@@ -63,6 +65,8 @@ pub struct StreamingTranscriber {
     /// Bumped by every commit decode.
     generation: u64,
     pending: Option<Pending>,
+    /// An utterance's final decode started in a pause, before the end is certain.
+    early: Option<Early>,
     arrivals: VecDeque<(u64, Instant)>,
     /// Speech start (sample) awaiting its first partial.
     first_partial_pending: Option<u64>,
@@ -85,6 +89,9 @@ impl Drop for StreamingTranscriber {
     fn drop(&mut self) {
         if let Some(p) = self.pending.take() {
             p.drop_stale();
+        }
+        if let Some(e) = self.early.take() {
+            e.cancel();
         }
     }
 }
@@ -116,6 +123,7 @@ impl StreamingTranscriber {
             last_partial: String::new(),
             generation: 0,
             pending: None,
+            early: None,
             arrivals: VecDeque::new(),
             first_partial_pending: None,
             unreported_ms: 0,
@@ -230,6 +238,7 @@ impl StreamingTranscriber {
             if self.in_utterance && self.buf.len() as u64 >= self.cfg.max_window_ms * SPM {
                 self.commit_at_cap(&mut events).await?;
             }
+            self.early_final_step(&mut events).await;
             if !self.in_utterance {
                 self.trim_idle();
             }
