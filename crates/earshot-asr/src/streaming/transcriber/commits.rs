@@ -43,6 +43,23 @@ impl StreamingTranscriber {
         Ok(self.uncommitted_words(t))
     }
 
+    /// An utterance's final decode once more, at [`RETRY_CTX`] and without the committed
+    /// text as prompt (the user's prompt stays).
+    async fn fresh_final_decode(&mut self) -> Result<Vec<Word>, EngineError> {
+        let opts = crate::engine::DecodeOptions {
+            prompt: None,
+            ..self.decode_options(Some(RETRY_CTX), false)
+        };
+        self.begin_commit();
+        let t = self
+            .sched
+            .decode(Priority::Commit, self.buf.clone(), opts)
+            .await?;
+        self.stats.commit_decodes += 1;
+        self.stats.ctx_frames += t.audio_ctx as u64;
+        Ok(self.uncommitted_words(t))
+    }
+
     /// A commit decode's words are coming: a partial in flight is stale.
     pub(super) fn begin_commit(&mut self) {
         self.last_commit_at = self.total;
@@ -167,15 +184,19 @@ impl StreamingTranscriber {
             // sometimes ends its output with the committed context's last sentence), where
             // the window holds committed context: decode the utterance once more without
             // that context rather than lose it.
-            // An echo or a loop, or words that stop well before the speech does (tiny.en
-            // sometimes ends its output with the committed context's last sentence), where
-            // the window holds committed context: decode the utterance once more without
-            // that context rather than lose it.
+            // With no committed context to blame, a decode that stops short went wrong on
+            // the utterance alone (a junk segment, the prompt continued instead): it is
+            // heard once more at the wider context of a loop's redo, without the prompt.
             let echo = matches!(&decoded, Ok(new) if !self.plausible(new));
             let short = matches!(&decoded, Ok(new) if !echo && self.stops_short(new));
-            if (echo || short) && self.drop_committed_context() {
+            let had_context = (echo || short) && self.drop_committed_context();
+            if had_context || short {
                 metrics::counter!("earshot_asr_implausible_decodes_total").increment(1);
-                let again = self.commit_decode(true).await;
+                let again = if had_context {
+                    self.commit_decode(true).await
+                } else {
+                    self.fresh_final_decode().await
+                };
                 decoded = match (decoded, again) {
                     // The redo heard less than the first decode: keep the first.
                     (Ok(first), Ok(again))
@@ -188,8 +209,9 @@ impl StreamingTranscriber {
                 tracing::debug!(
                     echo,
                     short,
+                    had_context,
                     words = decoded.as_ref().map_or(0, |w| w.len()),
-                    "final decode redone without committed context"
+                    "final decode redone"
                 );
             }
             let commit = match decoded {
